@@ -1,0 +1,1 @@
+"""Object storage: originals and derivatives in buckets placed by the ring."""

@@ -1,0 +1,1 @@
+"""Caching of metadata and hot derivatives; losing a cache loses no data."""

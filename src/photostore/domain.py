@@ -1,0 +1,124 @@
+"""The records that cross the ports: plain, immutable, free of any driver type."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+class PhotoStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    READY = "ready"
+    DELETED = "deleted"
+
+
+class Scope(enum.StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: only the SHA-256 of its secret is kept."""
+
+    key_id: str
+    user_id: uuid.UUID
+    secret_sha256: bytes
+    scopes: frozenset[Scope]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    filename: str
+    bucket: str
+    storage_path: str  # object key inside the bucket: photos/YYYY/MM/DD/<id>
+    sha256: str  # hex
+    bytes: int
+    format: str  # Pillow format name: JPEG, PNG, ...
+    content_type: str
+    width: int
+    height: int
+    status: PhotoStatus
+    created_at: datetime
+    updated_at: datetime
+    taken_at: datetime | None = None
+    exif: JsonDict | None = None  # full EXIF summary, GPS included (owner only)
+    placeholder: str | None = None  # blurhash
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    photo_id: uuid.UUID
+    name: str
+    bucket: str
+    storage_path: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to publish, written to the shard's outbox in the same transaction as its cause."""
+
+    topic: str
+    key: str
+    payload: JsonDict
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    seq: int  # per-shard, increasing
+    shard_id: int
+    event: NewEvent
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoChanges:
+    """Columns a worker sets on a photo; ``None`` leaves a column as it is."""
+
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    exif: JsonDict | None = None
+    placeholder: str | None = None
+    status: PhotoStatus | None = None
+
+
+class ApplyResult(enum.Enum):
+    APPLIED = "applied"
+    ALREADY_PROCESSED = "already_processed"  # the event was handled before: nothing changed
+    PHOTO_GONE = "photo_gone"  # the photo is deleted or unknown: nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStats:
+    shard_id: int
+    users: int
+    photos: int
+    bytes: int
+    pending_outbox: int

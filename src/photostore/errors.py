@@ -1,0 +1,132 @@
+"""The package's exception tree.
+
+Adapters translate driver errors into these; nothing above an adapter sees a driver exception.
+Each error carries the HTTP status and the stable machine-readable ``code`` that the API puts in its
+``application/problem+json`` body.
+"""
+
+from __future__ import annotations
+
+
+class PhotostoreError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+
+class ConfigError(PhotostoreError):
+    code = "config_error"
+    title = "Invalid configuration"
+
+
+# --- client errors ------------------------------------------------------------------------------
+
+
+class BadRequest(PhotostoreError):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class EmptyBody(BadRequest):
+    code = "empty_body"
+    title = "The request body is empty"
+
+
+class InvalidImage(PhotostoreError):
+    status = 422
+    code = "invalid_image"
+    title = "The file is not a readable image"
+
+
+class UnsupportedFormat(PhotostoreError):
+    status = 415
+    code = "unsupported_format"
+    title = "The image format is not accepted"
+
+
+class PayloadTooLarge(PhotostoreError):
+    status = 413
+    code = "payload_too_large"
+    title = "The body is larger than the upload limit"
+
+
+class ImageTooLarge(PhotostoreError):
+    status = 422
+    code = "image_too_large"
+    title = "The image has more pixels or frames than allowed"
+
+
+class Unauthorized(PhotostoreError):
+    status = 401
+    code = "unauthorized"
+    title = "Missing or wrong credentials"
+
+
+class Forbidden(PhotostoreError):
+    status = 403
+    code = "forbidden"
+    title = "These credentials may not do this"
+
+
+class NotFound(PhotostoreError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class PhotoNotFound(NotFound):
+    code = "photo_not_found"
+    title = "No such photo"
+
+
+class VariantNotReady(NotFound):
+    code = "variant_not_ready"
+    title = "The variant has not been made yet"
+
+
+class UnknownVariant(NotFound):
+    code = "unknown_variant"
+    title = "No variant of that name is configured"
+
+
+class RangeNotSatisfiable(PhotostoreError):
+    status = 416
+    code = "range_not_satisfiable"
+    title = "The requested range is outside the object"
+
+
+class Conflict(PhotostoreError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+# --- storage errors -----------------------------------------------------------------------------
+
+
+class BlobNotFound(PhotostoreError):
+    """An object is missing from its bucket."""
+
+    status = 404
+    code = "object_not_found"
+    title = "Object not found"
+
+
+class BackendUnavailable(PhotostoreError):
+    """A storage engine could not be reached or failed; the operation may be retried."""
+
+    status = 503
+    code = "backend_unavailable"
+    title = "A storage backend is unavailable"
+
+
+class UnknownShard(PhotostoreError):
+    code = "unknown_shard"
+    title = "The shard map names a shard that has no store"

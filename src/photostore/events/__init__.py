@@ -1,0 +1,1 @@
+"""The event log: the spec's topics, partitions, consumer groups, lag and retention."""

@@ -1,0 +1,1 @@
+"""Images: validation before decode, EXIF, derivatives, placeholders."""

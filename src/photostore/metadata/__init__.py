@@ -1,0 +1,1 @@
+"""Photo metadata: users, keys, photos, variants and the outbox, sharded by user."""

@@ -1,0 +1,96 @@
+"""The MetadataStore port.
+
+Guarantees every implementation gives (the contract suite in tests/contract checks them):
+- All rows of one user live on one shard, chosen by the user's placement key through the shard map;
+  any user id or photo id therefore reaches its shard with no lookup.
+- Each method is one transaction on one shard. ``insert_photo`` writes the photo row and its outbox
+  events atomically; so do ``delete_photo`` and ``apply_photo_update``.
+- (owner, sha256) is unique among a user's live photos: a second insert of the same bytes returns
+  the existing photo and writes nothing.
+- ``apply_photo_update`` is idempotent per (consumer, event id): a redelivered event changes nothing.
+- ``list_photos`` pages by keyset on the photo id (ids sort by time), newest first.
+- Outbox records are returned in per-shard sequence order until marked published.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from photostore.domain import (
+    ApiKey,
+    ApplyResult,
+    NewEvent,
+    OutboxRecord,
+    Photo,
+    PhotoChanges,
+    ShardStats,
+    User,
+    Variant,
+)
+
+
+class MetadataStore(Protocol):
+    async def start(self) -> None:
+        """Open pools and apply migrations to every shard."""
+
+    async def close(self) -> None: ...
+
+    def shard_ids(self) -> Sequence[int]: ...
+
+    # users and keys
+    async def create_user(self, user: User) -> None: ...
+
+    async def get_user(self, user_id: uuid.UUID) -> User | None: ...
+
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def get_api_key(self, user_id: uuid.UUID, key_id: str) -> ApiKey | None: ...
+
+    async def revoke_api_key(self, user_id: uuid.UUID, key_id: str) -> bool: ...
+
+    # photos
+    async def insert_photo(self, photo: Photo, events: Sequence[NewEvent]) -> tuple[Photo, bool]:
+        """Insert ``photo`` and ``events``; on a live (owner, sha256) duplicate return the existing
+        photo and False, writing nothing."""
+
+    async def get_photo(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> Photo | None:
+        """The live photo, or None when unknown, deleted, or owned by someone else."""
+
+    async def get_photo_by_sha256(self, owner_id: uuid.UUID, sha256: str) -> Photo | None: ...
+
+    async def list_photos(
+        self, owner_id: uuid.UUID, limit: int, before: uuid.UUID | None = None
+    ) -> list[Photo]:
+        """Live photos of ``owner_id`` with id < ``before``, newest first, at most ``limit``."""
+
+    async def delete_photo(
+        self, owner_id: uuid.UUID, photo_id: uuid.UUID, events: Sequence[NewEvent]
+    ) -> Photo | None:
+        """Mark the photo deleted and write ``events``; None (and nothing written) if not live."""
+
+    async def get_photo_any_state(self, photo_id: uuid.UUID) -> Photo | None:
+        """The photo whatever its state (workers and the garbage collector use this)."""
+
+    async def list_variants(self, photo_id: uuid.UUID) -> list[Variant]: ...
+
+    async def apply_photo_update(
+        self,
+        consumer: str,
+        event_id: uuid.UUID,
+        photo_id: uuid.UUID,
+        changes: PhotoChanges,
+        variants: Sequence[Variant],
+        events: Sequence[NewEvent],
+    ) -> ApplyResult:
+        """In one transaction: unless (consumer, event_id) was processed or the photo is not live,
+        set ``changes``, upsert ``variants``, append ``events`` and record the event as processed."""
+
+    # outbox
+    async def pending_outbox(self, shard_id: int, limit: int) -> list[OutboxRecord]: ...
+
+    async def mark_published(self, shard_id: int, seqs: Sequence[int]) -> None: ...
+
+    # operations
+    async def shard_stats(self) -> list[ShardStats]: ...

@@ -1,0 +1,1 @@
+"""The upload service, the outbox relay and the workers."""

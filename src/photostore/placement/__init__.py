@@ -1,0 +1,1 @@
+"""Placement: one consistent-hash ring for shards, buckets and cache nodes."""

@@ -1,0 +1,222 @@
+"""One typed settings tree, read from a TOML file and ``PHOTOSTORE_*`` environment variables.
+
+Precedence (highest first): constructor arguments, environment variables, the TOML file, defaults.
+Nested keys use ``__`` in the environment: ``PHOTOSTORE_SERVER__PORT=9000``. Every model forbids
+unknown keys, so a typo stops start-up with a message naming the key instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from photostore.errors import ConfigError
+
+ENV_PREFIX = "PHOTOSTORE_"
+CONFIG_ENV = "PHOTOSTORE_CONFIG"
+TOPIC_NAMES = ("photo-upload", "photo-processing", "thumbnail-generation")
+SECRET_MASK = "*" * 10
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="HTTP worker processes")
+    role: Literal["all", "api", "worker", "relay"] = "all"
+
+
+class PoolSettings(Section):
+    """The spec's PoolConfig, per shard."""
+
+    max_open_conns: int = Field(default=20, ge=1)
+    max_idle_conns: int = Field(default=5, ge=0)
+    conn_max_lifetime_s: float = Field(default=3600.0, gt=0)
+    conn_max_idle_time_s: float = Field(default=600.0, gt=0)
+
+
+class PlacementSettings(Section):
+    partition_power: int = Field(default=16, ge=4, le=24, description="2**power ring partitions")
+    shards: int = Field(default=4, ge=1, le=4096, description="metadata shards at first start")
+    buckets: int = Field(default=4, ge=1, le=4096, description="object buckets at first start")
+    bucket_prefix: str = Field(default="photos-", pattern=r"^[a-z0-9][a-z0-9.-]{0,40}$")
+
+
+class MetadataSettings(Section):
+    backend: Literal["sqlite"] = "sqlite"
+    pool: PoolSettings = PoolSettings()
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL", description="FULL fsyncs each commit: an acknowledged upload survives power loss"
+    )
+
+
+class BlobSettings(Section):
+    backend: Literal["local"] = "local"
+    fsync: bool = Field(default=True, description="fsync objects and their folder before acknowledging")
+
+
+class TopicSettings(Section):
+    partitions: int = Field(ge=1, le=4096)
+    retention_ms: int = Field(ge=1000)
+
+
+def _default_topics() -> dict[str, TopicSettings]:
+    # The spec's Kafka topic layout.
+    return {
+        "photo-upload": TopicSettings(partitions=128, retention_ms=604_800_000),
+        "photo-processing": TopicSettings(partitions=256, retention_ms=259_200_000),
+        "thumbnail-generation": TopicSettings(partitions=64, retention_ms=86_400_000),
+    }
+
+
+class EventSettings(Section):
+    backend: Literal["sqlite"] = "sqlite"
+    topics: dict[str, TopicSettings] = Field(default_factory=_default_topics)
+    relay_interval_s: float = Field(default=0.05, gt=0)
+    worker_concurrency: int = Field(default=2, ge=1, le=256)
+
+    @field_validator("topics")
+    @classmethod
+    def _known_topics(cls, topics: dict[str, TopicSettings]) -> dict[str, TopicSettings]:
+        unknown = sorted(set(topics) - set(TOPIC_NAMES))
+        if unknown:
+            raise ValueError(f"unknown topic(s) {unknown}; topics are {list(TOPIC_NAMES)}")
+        merged = _default_topics()
+        merged.update(topics)
+        return merged
+
+
+class CacheSettings(Section):
+    backend: Literal["memory"] = "memory"
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    ttl_s: float = Field(default=300.0, gt=0)
+    max_item_bytes: int = Field(default=2 * 1024 * 1024, ge=0, description="larger values are not cached")
+
+
+class LimitSettings(Section):
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=100_000_000, ge=1, description="width*height read from the header")
+    max_frames: int = Field(default=1000, ge=1, description="animated images with more frames are refused")
+    formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF", "TIFF")
+
+
+class VariantSpec(Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    max_px: int = Field(ge=16, le=8192, description="longest side in pixels")
+    format: Literal["WEBP", "JPEG", "AVIF", "PNG"]
+    quality: int = Field(default=82, ge=1, le=100)
+
+
+def _default_variants() -> tuple[VariantSpec, ...]:
+    return (
+        VariantSpec(name="thumb", max_px=256, format="WEBP", quality=80),
+        VariantSpec(name="preview", max_px=1440, format="JPEG", quality=85),
+    )
+
+
+class ImagingSettings(Section):
+    variants: tuple[VariantSpec, ...] = Field(default_factory=_default_variants)
+    keep_gps_for_owner: bool = True
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_names(cls, variants: tuple[VariantSpec, ...]) -> tuple[VariantSpec, ...]:
+        names = [v.name for v in variants]
+        if len(names) != len(set(names)):
+            raise ValueError(f"variant names must be unique, got {names}")
+        if not variants:
+            raise ValueError("at least one variant is required")
+        return variants
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one photostore process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("./data")
+    admin_token: SecretStr | None = Field(
+        default=None, description="bearer token for POST /v1/users; unset disables user creation over HTTP"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    server: ServerSettings = ServerSettings()
+    placement: PlacementSettings = PlacementSettings()
+    metadata: MetadataSettings = MetadataSettings()
+    blobs: BlobSettings = BlobSettings()
+    events: EventSettings = EventSettings()
+    cache: CacheSettings = CacheSettings()
+    limits: LimitSettings = LimitSettings()
+    imaging: ImagingSettings = ImagingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = os.environ.get(CONFIG_ENV)
+        if config_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_path)))
+        return tuple(sources)
+
+
+def _check_env_names(environ: dict[str, str]) -> None:
+    """Refuse PHOTOSTORE_* variables that name no setting (pydantic-settings would ignore them)."""
+    top = {name.upper() for name in Settings.model_fields}
+    for name in environ:
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        head = rest.split("__", 1)[0]
+        if head not in top:
+            raise ConfigError(f"unknown setting in environment variable {name}: no setting {head.lower()!r}")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ConfigError naming every bad key and value."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ[CONFIG_ENV] = str(config_file)
+    elif (path := os.environ.get(CONFIG_ENV)) and not Path(path).is_file():
+        raise ConfigError(f"{CONFIG_ENV}={path}: file does not exist")
+    _check_env_names(dict(os.environ))
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"]) or "(root)"
+            problems.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid settings:\n" + "\n".join(problems)) from None
+    except ValueError as exc:  # TOML syntax errors surface here
+        raise ConfigError(f"cannot read settings: {exc}") from None
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets replaced by '**********'."""
+    data = settings.model_dump(mode="json")
+    if settings.admin_token is not None:
+        data["admin_token"] = SECRET_MASK
+    return data
