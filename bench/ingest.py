@@ -1,0 +1,142 @@
+"""Ingest: photos/s through ``POST /v1/photos`` beside raw obstore puts of the same bytes into the
+same kind of store, made as durable as the service makes them (fsync of the file and its folder),
+at the same concurrency, in one run. Reports service / raw.
+
+The service runs with ``--role api`` (the relay and workers would run on other machines, and here
+they would take CPU from the measured path); the client is a lean raw-HTTP one on keep-alive
+connections so that it costs little of the 2 cores.
+
+    .venv/bin/python -m bench.ingest [--photos 120] [--rounds 3] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import obstore
+from obstore.store import LocalStore
+
+from bench.rawhttp import post_request, run_concurrently
+from bench.report import write_result
+from photostore.imaging.samples import make_photo_jpeg
+from tests.support.server import ServerProcess, create_user
+
+
+def unique_variant(base: bytes, index: int, run: str) -> bytes:
+    """The same JPEG with a COM segment after SOI: distinct bytes (no dedup), same decode cost."""
+    text = f"photostore bench {run} {index:08d}".encode()
+    segment = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text
+    return base[:2] + segment + base[2:]
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_durable(path: str) -> None:
+    _fsync(path)
+    _fsync(os.path.dirname(path))
+
+
+async def raw_puts(root: Path, base: bytes, count: int, concurrency: int, run: str) -> float:
+    store = LocalStore(prefix=root, mkdir=True)
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            key = f"photos/2026/11/28/{run}-{index:08d}"
+            await obstore.put_async(store, key, unique_variant(base, index, run))
+            await asyncio.to_thread(_make_durable, str(root / key))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return count / (time.perf_counter() - started)
+
+
+async def service_uploads(
+    server: ServerProcess, key: str, base: bytes, count: int, concurrency: int, run: str
+) -> float:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "image/jpeg"}
+
+    def make(index: int) -> bytes:
+        body = unique_variant(base, index, run)
+        return post_request("127.0.0.1", server.port, "/v1/photos", body, headers)
+
+    started = time.perf_counter()
+    statuses = await run_concurrently(count, concurrency, make, "127.0.0.1", server.port)
+    elapsed = time.perf_counter() - started
+    if statuses.count(201) != count:
+        raise RuntimeError(f"expected {count} x 201, got {sorted(set(statuses))}:\n{server.log_tail()}")
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=120, help="uploads per run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--width", type=int, default=4000)
+    parser.add_argument("--height", type=int, default=3000)
+    opts = parser.parse_args()
+
+    base = make_photo_jpeg(opts.width, opts.height, seed=1)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=Path.cwd()))
+    server = ServerProcess(work / "data", role="api", env={"PHOTOSTORE_LOG_LEVEL": "error"}).start()
+    service_runs: list[float] = []
+    raw_runs: list[float] = []
+    try:
+        _, key = create_user(server.url, "bench")
+        for round_no in range(opts.rounds):
+            run = f"r{round_no}"
+            service_runs.append(
+                asyncio.run(service_uploads(server, key, base, opts.photos, opts.concurrency, run))
+            )
+            raw_runs.append(
+                asyncio.run(raw_puts(work / "raw" / "photos-0", base, opts.photos, opts.concurrency, run))
+            )
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    service, raw = statistics.median(service_runs), statistics.median(raw_runs)
+    table = "\n".join(
+        [
+            f"{opts.photos} distinct {opts.width}x{opts.height} JPEGs of {len(base) / 1e6:.1f} MB per run, "
+            f"concurrency {opts.concurrency}, median of {opts.rounds} rounds",
+            "",
+            "| path | photos/s (median) | runs |",
+            "|---|---:|---|",
+            f"| POST /v1/photos (photostore, role api) | {service:.1f} | "
+            + ", ".join(f"{v:.1f}" for v in service_runs)
+            + " |",
+            f"| raw obstore put + fsync file and folder | {raw:.1f} | "
+            + ", ".join(f"{v:.1f}" for v in raw_runs)
+            + " |",
+            "",
+            "| ratio | value | goal |",
+            "|---|---:|---|",
+            f"| service / raw put | {service / raw:.3f} | >= 0.8 |",
+        ]
+    )
+    print(table)
+    write_result("ingest", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The ASGI application: routes, problem+json errors, metrics, and the process's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from photostore.api import photos
+from photostore.api.context import ApiContext, context_of
+from photostore.api.docs_page import render_docs
+from photostore.api.metrics import ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
+from photostore.api.openapi import openapi_document
+from photostore.api.problems import from_error, problem
+from photostore.errors import PhotostoreError
+from photostore.pipeline.auth import Authenticator
+from photostore.pipeline.reads import PhotoReader
+from photostore.pipeline.services import BackgroundServices, Role
+from photostore.pipeline.upload import UploadService
+from photostore.runtime import open_runtime
+from photostore.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    request.scope[ROUTE_KEY] = "/healthz"
+    return photos.json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    request.scope[ROUTE_KEY] = "/readyz"
+    ctx = context_of(request)
+    try:
+        for shard_id in ctx.runtime.metadata.shard_ids():
+            await ctx.runtime.metadata.pending_outbox(shard_id, 1)
+        await ctx.runtime.events.topics()
+    except PhotostoreError as exc:
+        return problem(503, "not_ready", "Not ready", exc.detail)
+    return photos.json_response({"status": "ready", "shard_map_version": ctx.runtime.shard_map.version})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    request.scope[ROUTE_KEY] = "/metrics"
+    registry = context_of(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi_json(request: Request) -> Response:
+    request.scope[ROUTE_KEY] = "/openapi.json"
+    return Response(orjson.dumps(request.app.state.openapi), media_type="application/json")
+
+
+async def docs(request: Request) -> Response:
+    request.scope[ROUTE_KEY] = "/docs"
+    return HTMLResponse(render_docs(request.app.state.openapi))
+
+
+async def on_photostore_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PhotostoreError)
+    ctx: ApiContext | None = getattr(request.app.state, "ctx", None)
+    if ctx is not None:
+        ctx.metrics.error(exc.code)
+    if exc.status >= 500:
+        log.error("request failed: %s", exc.detail)
+    return from_error(exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return problem(
+        exc.status_code, code, str(exc.detail), f"{request.method} {request.url.path}: {exc.detail}"
+    )
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "internal_error", "Internal error", "the server failed; the error was logged")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Route("/openapi.json", openapi_json),
+        Route("/docs", docs),
+        Route("/v1/users", photos.post_user, methods=["POST"]),
+        Route("/v1/photos", photos.post_photo, methods=["POST"]),
+        Route("/v1/photos", photos.list_photos, methods=["GET"]),
+        Route("/v1/photos/{photo_id}", photos.get_photo, methods=["GET"]),
+        Route("/v1/photos/{photo_id}", photos.delete_photo, methods=["DELETE"]),
+        Route("/v1/photos/{photo_id}/original", photos.get_original, methods=["GET"]),
+        Route("/v1/photos/{photo_id}/variants/{name}", photos.get_variant, methods=["GET"]),
+    ]
+
+
+def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, str], float]]:
+    cache = ctx.runtime.cache.stats()
+    for name in ("hits", "misses", "evictions"):
+        yield "counter", f"photostore_cache_{name}", f"cache {name}", {}, float(cache.get(name, 0))
+    yield "gauge", "photostore_cache_bytes", "bytes held by the cache", {}, float(cache.get("bytes", 0))
+    handlers = ctx.background.handlers.stats
+    yield "counter", "photostore_derivatives", "derivatives made", {}, float(handlers.derivatives)
+    yield "counter", "photostore_photos_processed", "photos processed", {}, float(handlers.processed)
+    yield (
+        "counter",
+        "photostore_outbox_published",
+        "outbox events relayed",
+        {},
+        float(ctx.background.relay.published),
+    )
+    for loop in ctx.background.consumers:
+        labels = {"group": loop.group, "topic": loop.topic}
+        yield "counter", "photostore_events_handled", "events handled", labels, float(loop.stats.handled)
+        yield "counter", "photostore_events_failed", "events given up on", labels, float(loop.stats.failed)
+
+
+def create_app(settings: Settings | None = None, role: Role | None = None) -> Starlette:
+    """Build the app; the stores open in its lifespan, so the factory itself does no I/O."""
+    chosen = settings or load_settings()
+    chosen_role: Role = role or chosen.server.role
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await open_runtime(chosen)
+        background = BackgroundServices(runtime, chosen_role)
+        ctx = ApiContext(
+            runtime=runtime,
+            auth=Authenticator(runtime.metadata, runtime.cache),
+            uploads=UploadService(
+                runtime.metadata, runtime.blobs, runtime.bucket_map, chosen.limits, runtime.notifier
+            ),
+            reader=PhotoReader(
+                runtime.metadata, runtime.blobs, runtime.cache, chosen.imaging.keep_gps_for_owner
+            ),
+            metrics=metrics,
+            background=background,
+            variant_names=frozenset(v.name for v in chosen.imaging.variants),
+        )
+        metrics.add_collector(StatsCollector(lambda: _process_stats(ctx)))
+        pool = chosen.metadata.pool
+        for shard_id in runtime.shard_map.shard_ids:
+            for field, value in pool.model_dump().items():
+                metrics.pool_setting.labels(str(shard_id), field).set(value)
+        app.state.ctx = ctx
+        background.start()
+        try:
+            yield
+        finally:
+            await background.stop()
+            await runtime.close()
+
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        exception_handlers={
+            PhotostoreError: on_photostore_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.openapi = openapi_document()
+    return app
+
+
+def create_app_from_environment() -> Starlette:
+    """Factory for ASGI servers (granian/uvicorn ``--factory``): settings from env and config file."""
+    return create_app()

@@ -1,0 +1,30 @@
+"""What every handler needs, built once per process in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from photostore.api.metrics import ApiMetrics
+from photostore.pipeline.auth import Authenticator
+from photostore.pipeline.reads import PhotoReader
+from photostore.pipeline.services import BackgroundServices
+from photostore.pipeline.upload import UploadService
+from photostore.runtime import Runtime
+
+
+@dataclass
+class ApiContext:
+    runtime: Runtime
+    auth: Authenticator
+    uploads: UploadService
+    reader: PhotoReader
+    metrics: ApiMetrics
+    background: BackgroundServices
+    variant_names: frozenset[str]
+
+
+def context_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,286 @@
+"""The OpenAPI 3.1 document of the public API, written out by hand beside the routes it describes.
+
+The routes are plain Starlette handlers (the hot read path is benchmarked, and a framework's
+per-request validation would cost more than the handler), so the document is kept here and a test
+checks that every route is described and every described route exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from photostore import __version__
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_ID = {"name": "photo_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+
+def _json(description: str, ref: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _bytes(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {
+            "ETag": {"schema": {"type": "string"}},
+            "Cache-Control": {"schema": {"type": "string"}},
+        },
+        "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+
+
+_AUTH_ERRORS = {"401": _problem("missing or wrong API key"), "403": _problem("the key lacks a scope")}
+_BYTES_RESPONSES = {
+    "206": _bytes("the requested byte range"),
+    "304": {"description": "not modified (If-None-Match matched the ETag)"},
+    "404": _problem("no such photo for this user"),
+    "416": _problem("range outside the object"),
+    **_AUTH_ERRORS,
+}
+_RANGE_HEADERS = [
+    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+]
+
+_VARIANT = {
+    "type": "object",
+    "required": ["format", "content_type", "width", "height", "bytes", "sha256", "url"],
+    "properties": {
+        "format": {"type": "string"},
+        "content_type": {"type": "string"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "bytes": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "url": {"type": "string"},
+    },
+}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_PHOTO = {
+    "type": "object",
+    "required": [
+        "id",
+        "filename",
+        "sha256",
+        "bytes",
+        "width",
+        "height",
+        "format",
+        "content_type",
+        "status",
+        "taken_at",
+        "created_at",
+        "updated_at",
+        "exif",
+        "placeholder",
+        "original_url",
+        "variants",
+    ],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "filename": {"type": "string"},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "bytes": {"type": "integer", "minimum": 1},
+        "width": {"type": "integer", "minimum": 1},
+        "height": {"type": "integer", "minimum": 1},
+        "format": {"type": "string"},
+        "content_type": {"type": "string"},
+        "status": {"type": "string", "enum": ["processing", "ready"]},
+        "taken_at": _NULLABLE_TIME,
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "exif": {"type": ["object", "null"]},
+        "placeholder": {"type": ["string", "null"], "description": "blurhash"},
+        "original_url": {"type": "string"},
+        "variants": {"type": "object", "additionalProperties": _VARIANT},
+    },
+}
+_SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "code", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "code": {"type": "string", "description": "stable machine-readable error code"},
+            "detail": {"type": "string"},
+        },
+    },
+    "Photo": _PHOTO,
+    "PhotoPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Photo"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "NewUser": {
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}},
+    },
+    "CreatedUser": {
+        "type": "object",
+        "required": ["id", "name", "api_key"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "api_key": {"type": "string", "description": "shown once; store it"},
+        },
+    },
+}
+
+_PATHS: dict[str, Any] = {
+    "/v1/users": {
+        "post": {
+            "summary": "Create a user and its first API key (admin token)",
+            "operationId": "createUser",
+            "security": [{"adminToken": []}],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewUser"}}},
+            },
+            "responses": {
+                "201": _json("the user and its API key", "#/components/schemas/CreatedUser"),
+                "400": _problem("bad body"),
+                **_AUTH_ERRORS,
+            },
+        }
+    },
+    "/v1/photos": {
+        "post": {
+            "summary": "Upload a photo (raw body or multipart field 'file'); same bytes again -> 200",
+            "operationId": "uploadPhoto",
+            "parameters": [
+                {"name": "filename", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "image/*": {"schema": {"type": "string", "format": "binary"}},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                            "required": ["file"],
+                        }
+                    },
+                },
+            },
+            "responses": {
+                "201": _json("stored; processing continues in the background", "#/components/schemas/Photo"),
+                "200": _json("these bytes were already stored for this user", "#/components/schemas/Photo"),
+                "400": _problem("empty or malformed body"),
+                "413": _problem("body over the upload limit"),
+                "415": _problem("image format not accepted"),
+                "422": _problem("not a readable image, or too many pixels or frames"),
+                **_AUTH_ERRORS,
+            },
+        },
+        "get": {
+            "summary": "The caller's photos, newest first, keyset-paginated",
+            "operationId": "listPhotos",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                },
+                {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": _json("one page", "#/components/schemas/PhotoPage"),
+                "400": _problem("bad limit or cursor"),
+                **_AUTH_ERRORS,
+            },
+        },
+    },
+    "/v1/photos/{photo_id}": {
+        "get": {
+            "summary": "A photo's metadata, EXIF and variants",
+            "operationId": "getPhoto",
+            "parameters": [_ID],
+            "responses": {
+                "200": _json("the photo", "#/components/schemas/Photo"),
+                "404": _problem("no such photo for this user"),
+                **_AUTH_ERRORS,
+            },
+        },
+        "delete": {
+            "summary": "Delete a photo and its objects",
+            "operationId": "deletePhoto",
+            "parameters": [_ID],
+            "responses": {
+                "204": {"description": "deleted"},
+                "404": _problem("no such photo for this user"),
+                **_AUTH_ERRORS,
+            },
+        },
+    },
+    "/v1/photos/{photo_id}/original": {
+        "get": {
+            "summary": "The original bytes (ETag, If-None-Match, Range)",
+            "operationId": "getOriginal",
+            "parameters": [_ID, *_RANGE_HEADERS],
+            "responses": {"200": _bytes("the original"), **_BYTES_RESPONSES},
+        }
+    },
+    "/v1/photos/{photo_id}/variants/{name}": {
+        "get": {
+            "summary": "A derivative (thumb, preview, ...) once made; 404 variant_not_ready before",
+            "operationId": "getVariant",
+            "parameters": [
+                _ID,
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                *_RANGE_HEADERS,
+            ],
+            "responses": {"200": _bytes("the variant"), **_BYTES_RESPONSES},
+        }
+    },
+    "/healthz": {
+        "get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: the stores answer",
+            "security": [],
+            "responses": {"200": {"description": "ready"}, "503": _problem("a store is down")},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {"200": {"description": "text exposition format"}},
+        }
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "photostore",
+            "version": __version__,
+            "description": "Upload photos, get them back with thumbnails and metadata, list, delete. "
+            "Errors are application/problem+json with a stable `code`.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}],
+        "paths": _PATHS,
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "an API key: ps_..."},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "PHOTOSTORE_ADMIN_TOKEN"},
+            },
+        },
+    }

@@ -1,0 +1,30 @@
+"""RFC 9457 problem details: every error the API returns is ``application/problem+json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from photostore.errors import PhotostoreError
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body = {
+        "type": f"https://photostore.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+def from_error(error: PhotostoreError, headers: dict[str, str] | None = None) -> Response:
+    return problem(error.status, error.code, error.title, error.detail, headers)

@@ -1,0 +1,31 @@
+"""HTTP Range (RFC 9110): one byte range per request; several ranges get the whole object."""
+
+from __future__ import annotations
+
+from photostore.errors import RangeNotSatisfiable
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a satisfiable single range, None to send the whole object.
+
+    Raises RangeNotSatisfiable when the range lies outside the object.
+    """
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    spec = header[len("bytes=") :].strip()
+    first, dash, last = spec.partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":  # suffix range: the last N bytes
+            length = int(last)
+            if length <= 0:
+                raise RangeNotSatisfiable(f"empty suffix range in {header!r}")
+            return max(size - length, 0), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start < 0 or start >= size or end <= start:
+        raise RangeNotSatisfiable(f"range {header!r} is outside the object of {size} bytes")
+    return start, min(end, size)

@@ -1,0 +1,52 @@
+"""Serving stored bytes: strong ETags, 304s, single Range requests, immutable derivatives."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from photostore.api.problems import from_error
+from photostore.api.ranges import parse_range
+from photostore.errors import RangeNotSatisfiable
+from photostore.pipeline.reads import BlobRef, PhotoReader
+
+IMMUTABLE = "private, max-age=31536000, immutable"
+ORIGINAL_CACHE = "private, max-age=86400"
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+async def serve_blob(
+    request: Request,
+    reader: PhotoReader,
+    ref: BlobRef,
+    *,
+    cache_control: str,
+    cacheable: bool,
+    filename: str | None = None,
+) -> Response:
+    etag = f'"{ref.sha256}"'
+    headers = {"etag": etag, "cache-control": cache_control, "accept-ranges": "bytes"}
+    if filename is not None:
+        headers["content-disposition"] = f'inline; filename="{filename}"'
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    range_header = request.headers.get("range")
+    if range_header and (if_range is None or if_range.strip() == etag):
+        try:
+            span = parse_range(range_header, ref.size)
+        except RangeNotSatisfiable as exc:
+            return from_error(exc, {"content-range": f"bytes */{ref.size}"})
+        if span is not None:
+            start, end = span
+            data = await reader.read_range(ref, start, end)
+            headers["content-range"] = f"bytes {start}-{end - 1}/{ref.size}"
+            return Response(data, status_code=206, media_type=ref.content_type, headers=headers)
+    data = await reader.read_bytes(ref, cacheable=cacheable)
+    return Response(data, media_type=ref.content_type, headers=headers)

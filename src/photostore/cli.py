@@ -1,0 +1,275 @@
+"""The ``photostore`` command: a thin layer over the runtime and the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from photostore.errors import ConfigError, PhotostoreError
+from photostore.settings import CONFIG_ENV, Settings, load_settings, masked_dump
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="photostore: a photo storage service. Start it with `photostore serve`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the settings.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users and their API keys.", no_args_is_help=True)
+shards_app = typer.Typer(help="Metadata shards.", no_args_is_help=True)
+buckets_app = typer.Typer(help="Object buckets.", no_args_is_help=True)
+queue_app = typer.Typer(help="The event log: topics, partitions and consumer lag.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(users_app, name="users")
+app.add_typer(shards_app, name="shards")
+app.add_typer(buckets_app, name="buckets")
+app.add_typer(queue_app, name="queue")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"TOML settings file (or set {CONFIG_ENV})", show_default=False),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(2) from None
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(_as_coroutine(make))
+    except PhotostoreError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings as JSON (secrets masked)."""
+    console.print_json(json.dumps(masked_dump(_settings(config))))
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    role: Annotated[
+        Literal["all", "api", "worker", "relay"] | None,
+        typer.Option(help="all: api + relay + workers in one process (default from settings)"),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+    workers: Annotated[int | None, typer.Option(help="HTTP worker processes")] = None,
+) -> None:
+    """Run the service: by default the API on http://127.0.0.1:8000 with the relay and workers."""
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config.resolve())
+    if role is not None:
+        os.environ["PHOTOSTORE_SERVER__ROLE"] = role
+    settings = _settings(None)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    chosen = settings.server.role
+    if chosen in ("worker", "relay"):
+        _run(lambda: _serve_background(settings, chosen))
+        return
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    bind_host = host or settings.server.host
+    bind_port = port or settings.server.port
+    err.print(
+        f"photostore {chosen} on http://{bind_host}:{bind_port} (data in {settings.data_dir.resolve()})"
+    )
+    Granian(
+        "photostore.api.app:create_app_from_environment",
+        address=bind_host,
+        port=bind_port,
+        interface=Interfaces.ASGI,
+        workers=workers or settings.server.workers,
+        factory=True,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+    ).serve()
+
+
+async def _serve_background(settings: Settings, role: Literal["worker", "relay"]) -> None:
+    from photostore.pipeline.services import BackgroundServices
+    from photostore.runtime import open_runtime
+
+    runtime = await open_runtime(settings)
+    services = BackgroundServices(runtime, role)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    services.start()
+    err.print(f"photostore {role} running (data in {settings.data_dir.resolve()}); Ctrl-C stops it")
+    try:
+        await stop.wait()
+    finally:
+        await services.stop()
+        await runtime.close()
+
+
+@users_app.command("create")
+def users_create(name: str, config: ConfigOption = None) -> None:
+    """Create a user; prints JSON with its id and API key (shown once)."""
+    from photostore.pipeline.users import create_user
+    from photostore.runtime import open_runtime
+
+    settings = _settings(config)
+
+    async def go() -> dict[str, str]:
+        runtime = await open_runtime(settings)
+        try:
+            user, api_key = await create_user(runtime.metadata, name)
+        finally:
+            await runtime.close()
+        return {"id": str(user.id), "name": user.name, "api_key": api_key}
+
+    print(json.dumps(_run(go)))
+
+
+@app.command()
+def upload(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders (searched recursively)")],
+    api_key: Annotated[str, typer.Option(envvar="PHOTOSTORE_API_KEY", help="the uploader's API key")],
+    url: Annotated[str, typer.Option(help="the service's base URL")] = "http://127.0.0.1:8000",
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="uploads in flight")] = 4,
+) -> None:
+    """Bulk-import photos through the API, with a progress bar."""
+    from photostore.uploader import collect_files, upload_files
+
+    files = collect_files(paths)
+    if not files:
+        err.print("[red]error:[/red] no files found under the given paths")
+        raise typer.Exit(2)
+    report = asyncio.run(upload_files(files, url=url, api_key=api_key, concurrency=concurrency, console=err))
+    console.print(
+        f"created {report.created}, already stored {report.deduplicated}, failed {len(report.failures)}"
+    )
+    for path, reason in report.failures[:20]:
+        err.print(f"  [red]failed[/red] {path}: {reason}")
+    if report.failures:
+        raise typer.Exit(1)
+
+
+@shards_app.command("list")
+def shards_list(config: ConfigOption = None) -> None:
+    """Shards with their share of the ring, users, photos and bytes."""
+    from photostore.runtime import open_runtime
+
+    settings = _settings(config)
+
+    async def go() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            stats = {s.shard_id: s for s in await runtime.metadata.shard_stats()}
+            table = Table(title=f"metadata shards (map version {runtime.shard_map.version})")
+            for column in ("shard", "ring share", "users", "photos", "bytes", "outbox pending"):
+                table.add_column(column, justify="right")
+            for shard_id in runtime.shard_map.shard_ids:
+                s = stats.get(shard_id)
+                share = runtime.shard_map.share(shard_id)
+                cells = [s.users, s.photos, s.bytes, s.pending_outbox] if s else ["?"] * 4
+                table.add_row(str(shard_id), f"{share:.2%}", *(str(c) for c in cells))
+            console.print(table)
+            warning = runtime.placement.settings_mismatch(settings)
+            if warning:
+                err.print(f"[yellow]note:[/yellow] {warning}")
+        finally:
+            await runtime.close()
+
+    _run(go)
+
+
+@buckets_app.command("list")
+def buckets_list(config: ConfigOption = None) -> None:
+    """Buckets with their share of the ring, objects and bytes."""
+    from photostore.runtime import open_runtime
+
+    settings = _settings(config)
+
+    async def go() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            table = Table(title=f"object buckets (map version {runtime.bucket_map.version})")
+            for column in ("bucket", "ring share", "objects", "bytes"):
+                table.add_column(column, justify="right")
+            for bucket in runtime.bucket_map.buckets:
+                count = size = 0
+                async for info in runtime.blobs.list(bucket):
+                    count += 1
+                    size += info.size
+                share = runtime.bucket_map.share(bucket)
+                table.add_row(bucket, f"{share:.2%}", str(count), str(size))
+            console.print(table)
+        finally:
+            await runtime.close()
+
+    _run(go)
+
+
+@queue_app.command("status")
+def queue_status(config: ConfigOption = None) -> None:
+    """Topics, partitions, records and lag per consumer group."""
+    from photostore.runtime import open_runtime
+
+    settings = _settings(config)
+
+    async def go() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            topics = Table(title="topics")
+            for column in ("topic", "partitions", "retention", "records written"):
+                topics.add_column(column, justify="right")
+            for info in await runtime.events.topics():
+                hours = info.retention_ms / 3_600_000
+                topics.add_row(
+                    info.name, str(info.partitions), f"{hours:g} h", str(sum(info.end_offsets.values()))
+                )
+            console.print(topics)
+            groups = Table(title="consumer groups")
+            for column in ("group", "topic", "lag", "partitions lagging", "max partition lag"):
+                groups.add_column(column, justify="right")
+            for group, topic in await runtime.events.groups():
+                lag = await runtime.events.lag(group, topic)
+                lagging = [v for v in lag.values() if v > 0]
+                groups.add_row(
+                    group, topic, str(sum(lag.values())), str(len(lagging)), str(max(lagging, default=0))
+                )
+            console.print(groups)
+        finally:
+            await runtime.close()
+
+    _run(go)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,379 @@
+"""The MetadataStore on SQL shards: one SQLite file or PostgreSQL database per shard.
+
+Guarantees beyond the port's (see :mod:`photostore.metadata.port`):
+
+- Placement: a user's rows, and a photo's, live on ``shard_for_key(placement_key_of(id))``; a photo
+  id must carry its owner's placement key (``ids.new_photo_id``), else insert_photo refuses it.
+- Every write method is one short transaction on one shard. On SQLite, writers of one shard are
+  serialised in this process by an asyncio lock (no SQLITE_BUSY storms) and begin with
+  ``BEGIN IMMEDIATE`` (writers in other processes wait on busy_timeout instead of failing
+  half-way); readers run concurrently under WAL.
+- Driver errors surface as photostore errors (:mod:`photostore.metadata.translate`).
+- Outbox order: ``seq`` order per shard. On PostgreSQL a seq is drawn at insert, so a transaction
+  that commits late can make a lower seq visible after higher ones were returned; pending_outbox
+  selects by "not yet published", never by a high-water mark, so nothing is skipped.
+- The store owns the engines it is given: ``close()`` disposes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Executable, RowMapping, Select, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from photostore.domain import (
+    ApiKey,
+    ApplyResult,
+    NewEvent,
+    OutboxRecord,
+    Photo,
+    PhotoChanges,
+    PhotoStatus,
+    ShardStats,
+    User,
+    Variant,
+)
+from photostore.errors import BadRequest, Conflict, UnknownShard
+from photostore.ids import placement_key_of
+from photostore.metadata import rows
+from photostore.metadata.dialect import insert_or_ignore, upsert
+from photostore.metadata.engines import is_sqlite, single_read_options, write_options
+from photostore.metadata.migrate import migrate
+from photostore.metadata.port import MetadataStore
+from photostore.metadata.schema import (
+    FILENAME_MAX,
+    STORAGE_PATH_MAX,
+    api_keys,
+    outbox,
+    photos,
+    processed_events,
+    users,
+)
+from photostore.metadata.schema import variants as variants_table  # a parameter below is `variants`
+from photostore.metadata.translate import translated
+
+_MARK_CHUNK = 500  # seqs per UPDATE ... WHERE seq IN (...): well under every engine's bind limit
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _live(photo_id: uuid.UUID) -> Any:
+    return (photos.c.id == photo_id) & photos.c.deleted_at.is_(None)
+
+
+class SqlMetadataStore:
+    """MetadataStore over ``engines`` (shard id -> engine), placing ids with ``shard_for_key``."""
+
+    def __init__(self, engines: Mapping[int, AsyncEngine], shard_for_key: Callable[[int], int]) -> None:
+        self._engines = dict(engines)
+        self._shard_for_key = shard_for_key
+        # Only SQLite needs in-process writer serialisation; PostgreSQL locks rows.
+        self._write_locks = {
+            sid: asyncio.Lock() for sid, engine in self._engines.items() if is_sqlite(engine)
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Apply migrations to every shard (idempotent, safe under concurrent starts)."""
+        for shard_id in self.shard_ids():
+            async with self._write_lock(shard_id):
+                with translated(f"migrating shard {shard_id}"):
+                    await migrate(self._engine(shard_id))
+
+    async def close(self) -> None:
+        """Close every pool; safe to call twice."""
+        await asyncio.gather(*(engine.dispose() for engine in self._engines.values()))
+
+    def shard_ids(self) -> Sequence[int]:
+        return sorted(self._engines)
+
+    # --- placement and transactions -------------------------------------------------------------
+
+    def shard_of(self, any_id: uuid.UUID) -> int:
+        """The shard holding the user or photo ``any_id``."""
+        return self._shard_for_key(placement_key_of(any_id))
+
+    def _engine(self, shard_id: int) -> AsyncEngine:
+        try:
+            return self._engines[shard_id]
+        except KeyError:
+            raise UnknownShard(f"shard {shard_id} has no metadata engine") from None
+
+    def _write_lock(self, shard_id: int) -> AbstractAsyncContextManager[Any]:
+        return self._write_locks.get(shard_id) or nullcontext()
+
+    @asynccontextmanager
+    async def _writing(self, shard_id: int, what: str) -> AsyncIterator[AsyncConnection]:
+        """One read-write transaction on ``shard_id``: committed if the block returns."""
+        engine = self._engine(shard_id)
+        # Take the in-process lock before a pooled connection, so queued writers hold none.
+        async with self._write_lock(shard_id):
+            with translated(what):
+                async with engine.connect() as conn:
+                    await conn.execution_options(**write_options(engine))
+                    async with conn.begin():
+                        yield conn
+
+    async def _read_rows(self, shard_id: int, stmt: Executable, what: str) -> Sequence[RowMapping]:
+        """Run one SELECT outside any explicit transaction (one statement is its own snapshot)."""
+        engine = self._engine(shard_id)
+        with translated(what):
+            async with engine.connect() as conn:
+                await conn.execution_options(**single_read_options(engine))
+                result = await conn.execute(stmt)
+                return result.mappings().all()
+
+    async def _read_one(self, shard_id: int, stmt: Select[Any], what: str) -> RowMapping | None:
+        found = await self._read_rows(shard_id, stmt.limit(1), what)
+        return found[0] if found else None
+
+    @staticmethod
+    async def _append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
+        if events:
+            now = _now()
+            await conn.execute(insert(outbox), [rows.outbox_row(event, now) for event in events])
+
+    # --- users and keys -------------------------------------------------------------------------
+
+    async def create_user(self, user: User) -> None:
+        """Insert the user on its shard; Conflict if the id exists."""
+        async with self._writing(self.shard_of(user.id), "create_user") as conn:
+            await conn.execute(insert(users).values(rows.user_row(user)))
+
+    async def get_user(self, user_id: uuid.UUID) -> User | None:
+        row = await self._read_one(
+            self.shard_of(user_id), select(users).where(users.c.id == user_id), "get_user"
+        )
+        return None if row is None else rows.to_user(row)
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        """Store the key on its user's shard; Conflict if the key id exists or the user does not."""
+        async with self._writing(self.shard_of(key.user_id), "add_api_key") as conn:
+            await conn.execute(insert(api_keys).values(rows.api_key_row(key)))
+
+    async def get_api_key(self, user_id: uuid.UUID, key_id: str) -> ApiKey | None:
+        """The key, revoked or not (check ``revoked_at``); None if unknown or not ``user_id``'s."""
+        stmt = select(api_keys).where((api_keys.c.key_id == key_id) & (api_keys.c.user_id == user_id))
+        row = await self._read_one(self.shard_of(user_id), stmt, "get_api_key")
+        return None if row is None else rows.to_api_key(row)
+
+    async def revoke_api_key(self, user_id: uuid.UUID, key_id: str) -> bool:
+        """True if this call revoked the key; False if it is unknown or was already revoked."""
+        stmt = (
+            update(api_keys)
+            .where(
+                (api_keys.c.key_id == key_id)
+                & (api_keys.c.user_id == user_id)
+                & api_keys.c.revoked_at.is_(None)
+            )
+            .values(revoked_at=_now())
+            .returning(api_keys.c.key_id)
+        )
+        async with self._writing(self.shard_of(user_id), "revoke_api_key") as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    # --- photos ---------------------------------------------------------------------------------
+
+    def _check_new_photo(self, photo: Photo) -> None:
+        if placement_key_of(photo.id) != placement_key_of(photo.owner_id):
+            raise ValueError(f"photo id {photo.id} does not carry its owner's placement key")
+        if len(photo.filename) > FILENAME_MAX:
+            raise BadRequest(f"filename longer than {FILENAME_MAX} characters")
+        if len(photo.storage_path) > STORAGE_PATH_MAX:
+            raise BadRequest(f"storage path longer than {STORAGE_PATH_MAX} characters")
+
+    async def insert_photo(self, photo: Photo, events: Sequence[NewEvent]) -> tuple[Photo, bool]:
+        """Insert ``photo`` and ``events`` atomically -> (photo, True); on a live (owner, sha256)
+        duplicate -> (existing photo, False) with nothing written, also under concurrent inserts."""
+        self._check_new_photo(photo)
+        async with self._writing(self.shard_of(photo.owner_id), "insert_photo") as conn:
+            stmt = insert_or_ignore(conn.dialect.name, photos).values(rows.photo_row(photo))
+            inserted = (await conn.execute(stmt.returning(photos.c.id))).first()
+            if inserted is not None:
+                await self._append_events(conn, events)
+                return photo, True
+            # A unique index said no: the (owner, sha256) of a live photo, or (rarely) the id.
+            found = await conn.execute(
+                select(photos).where(
+                    (photos.c.user_id == photo.owner_id)
+                    & (photos.c.sha256 == photo.sha256)
+                    & photos.c.deleted_at.is_(None)
+                )
+            )
+            existing = found.mappings().first()
+            if existing is None:
+                raise Conflict(f"photo id {photo.id} already exists")
+            return rows.to_photo(existing), False
+
+    async def get_photo(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> Photo | None:
+        """The live photo, or None when unknown, deleted, or owned by someone else."""
+        stmt = select(photos).where(_live(photo_id) & (photos.c.user_id == owner_id))
+        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo")
+        return None if row is None else rows.to_photo(row)
+
+    async def get_photo_by_sha256(self, owner_id: uuid.UUID, sha256: str) -> Photo | None:
+        stmt = select(photos).where(
+            (photos.c.user_id == owner_id) & (photos.c.sha256 == sha256) & photos.c.deleted_at.is_(None)
+        )
+        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo_by_sha256")
+        return None if row is None else rows.to_photo(row)
+
+    async def list_photos(
+        self, owner_id: uuid.UUID, limit: int, before: uuid.UUID | None = None
+    ) -> list[Photo]:
+        """Live photos of ``owner_id`` with id < ``before``, newest first, at most ``limit``.
+
+        Keyset paging on (user_id, id): pass the last id of a page as ``before`` for the next one;
+        each page costs one index range scan however deep it is.
+        """
+        if limit <= 0:
+            return []
+        condition = (photos.c.user_id == owner_id) & photos.c.deleted_at.is_(None)
+        if before is not None:
+            condition &= photos.c.id < before
+        stmt = select(photos).where(condition).order_by(photos.c.id.desc()).limit(limit)
+        found = await self._read_rows(self.shard_of(owner_id), stmt, "list_photos")
+        return [rows.to_photo(row) for row in found]
+
+    async def delete_photo(
+        self, owner_id: uuid.UUID, photo_id: uuid.UUID, events: Sequence[NewEvent]
+    ) -> Photo | None:
+        """Mark the photo deleted (freeing its sha256 for a new upload) and write ``events``, in one
+        transaction; the deleted photo, or None (nothing written) if it was not live."""
+        now = _now()
+        stmt = (
+            update(photos)
+            .where(_live(photo_id) & (photos.c.user_id == owner_id))
+            .values(status=PhotoStatus.DELETED.value, deleted_at=now, updated_at=now)
+            .returning(*photos.c)
+        )
+        async with self._writing(self.shard_of(owner_id), "delete_photo") as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+            if row is None:
+                return None
+            await self._append_events(conn, events)
+            return rows.to_photo(row)
+
+    async def get_photo_any_state(self, photo_id: uuid.UUID) -> Photo | None:
+        """The photo whatever its state (workers and the garbage collector use this)."""
+        stmt = select(photos).where(photos.c.id == photo_id)
+        row = await self._read_one(self.shard_of(photo_id), stmt, "get_photo_any_state")
+        return None if row is None else rows.to_photo(row)
+
+    async def list_variants(self, photo_id: uuid.UUID) -> list[Variant]:
+        """The photo's variants, by name."""
+        table = variants_table
+        stmt = select(table).where(table.c.photo_id == photo_id).order_by(table.c.name)
+        found = await self._read_rows(self.shard_of(photo_id), stmt, "list_variants")
+        return [rows.to_variant(row) for row in found]
+
+    async def apply_photo_update(
+        self,
+        consumer: str,
+        event_id: uuid.UUID,
+        photo_id: uuid.UUID,
+        changes: PhotoChanges,
+        variants: Sequence[Variant],
+        events: Sequence[NewEvent],
+    ) -> ApplyResult:
+        """In one transaction: unless (consumer, event_id) was processed (ALREADY_PROCESSED) or the
+        photo is not live (PHOTO_GONE), set ``changes``, upsert ``variants`` by (photo, name), append
+        ``events`` and record the event as processed (APPLIED). The first two write nothing.
+
+        Nothing is written before the outcome is known, so no path needs a rollback. The photo row
+        is locked first (PostgreSQL ``FOR UPDATE``; SQLite's write lock covers it), so a concurrent
+        delete or a concurrent redelivery of the same event cannot interleave.
+        """
+        if any(variant.photo_id != photo_id for variant in variants):
+            raise ValueError(f"every variant must belong to photo {photo_id}")
+        marker = (processed_events.c.consumer == consumer) & (processed_events.c.event_id == event_id)
+        async with self._writing(self.shard_of(photo_id), "apply_photo_update") as conn:
+            seen = await conn.execute(select(processed_events.c.consumer).where(marker))
+            if seen.first() is not None:
+                return ApplyResult.ALREADY_PROCESSED
+            live = await conn.execute(select(photos.c.id).where(_live(photo_id)).with_for_update())
+            if live.first() is None:
+                return ApplyResult.PHOTO_GONE
+            record = insert_or_ignore(conn.dialect.name, processed_events).values(
+                consumer=consumer, event_id=event_id, processed_at=_now()
+            )
+            if (await conn.execute(record.returning(processed_events.c.consumer))).first() is None:
+                return ApplyResult.ALREADY_PROCESSED  # a concurrent redelivery committed first
+            values = {**rows.changes_row(changes), "updated_at": _now()}
+            await conn.execute(update(photos).where(photos.c.id == photo_id).values(values))
+            if variants:
+                stmt = upsert(conn.dialect.name, variants_table, ("photo_id", "name"))
+                await conn.execute(stmt, [rows.variant_row(variant) for variant in variants])
+            await self._append_events(conn, events)
+            return ApplyResult.APPLIED
+
+    # --- outbox ---------------------------------------------------------------------------------
+
+    async def pending_outbox(self, shard_id: int, limit: int) -> list[OutboxRecord]:
+        """Unpublished records of ``shard_id`` in seq order, at most ``limit``."""
+        if limit <= 0:
+            return []
+        stmt = select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(limit)
+        found = await self._read_rows(shard_id, stmt, "pending_outbox")
+        return [rows.to_outbox_record(shard_id, row) for row in found]
+
+    async def mark_published(self, shard_id: int, seqs: Sequence[int]) -> None:
+        """Mark ``seqs`` published (idempotent: already published or unknown seqs are ignored)."""
+        if not seqs:
+            return
+        now = _now()
+        unique = sorted(set(seqs))
+        async with self._writing(shard_id, "mark_published") as conn:
+            for start in range(0, len(unique), _MARK_CHUNK):
+                chunk = unique[start : start + _MARK_CHUNK]
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.seq.in_(chunk) & outbox.c.published_at.is_(None))
+                    .values(published_at=now)
+                )
+
+    # --- operations -----------------------------------------------------------------------------
+
+    async def shard_stats(self) -> list[ShardStats]:
+        """Per shard: users, live photos, bytes of live originals, pending outbox records.
+
+        One statement per shard (a consistent snapshot), shards queried concurrently. The counts
+        scan their tables: an operations call, not for the request path.
+        """
+        return list(await asyncio.gather(*(self._stats_of(shard_id) for shard_id in self.shard_ids())))
+
+    async def _stats_of(self, shard_id: int) -> ShardStats:
+        live = photos.c.deleted_at.is_(None)
+        stmt = select(
+            select(func.count()).select_from(users).scalar_subquery().label("users"),
+            select(func.count()).select_from(photos).where(live).scalar_subquery().label("photos"),
+            select(func.coalesce(func.sum(photos.c.bytes), 0)).where(live).scalar_subquery().label("bytes"),
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.published_at.is_(None))
+            .scalar_subquery()
+            .label("pending"),
+        )
+        (row,) = await self._read_rows(shard_id, stmt, "shard_stats")
+        return ShardStats(
+            shard_id=shard_id,
+            users=int(row["users"]),
+            photos=int(row["photos"]),
+            bytes=int(row["bytes"]),
+            pending_outbox=int(row["pending"]),
+        )
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: SqlMetadataStore) -> MetadataStore:
+        return store  # mypy proves here that SqlMetadataStore satisfies the MetadataStore protocol

@@ -1,0 +1,13 @@
+"""Names of cache entries, in one place so writers invalidate exactly what readers fill."""
+
+from __future__ import annotations
+
+import uuid
+
+
+def photo_view(photo_id: uuid.UUID) -> str:
+    return f"photo:{photo_id}"
+
+
+def blob(bucket: str, key: str) -> str:
+    return f"blob:{bucket}/{key}"

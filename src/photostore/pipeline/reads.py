@@ -1,0 +1,109 @@
+"""The read path: cache first, then the owner's shard, then the bucket.
+
+A photo's view is cached as one entry holding its JSON and where its bytes live, so a cached
+variant GET costs two cache lookups and no database or disk access. Views of photos still being
+processed are cached briefly, since a worker in another process may finish them at any moment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from photostore.blobs.port import BlobStore
+from photostore.cache.memory import MemoryCache
+from photostore.domain import PhotoStatus
+from photostore.errors import PhotoNotFound
+from photostore.metadata.port import MetadataStore
+from photostore.pipeline import cache_keys
+from photostore.pipeline.views import photo_json
+
+READY_TTL_S = 300.0
+PROCESSING_TTL_S = 1.0
+ORIGINAL = "original"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    bucket: str
+    key: str
+    content_type: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoView:
+    owner_hex: str
+    status: str
+    json: dict[str, Any]
+    blobs: dict[str, BlobRef]  # "original" and each made variant
+
+
+def _encode(view: PhotoView) -> bytes:
+    blobs = {name: [b.bucket, b.key, b.content_type, b.sha256, b.size] for name, b in view.blobs.items()}
+    return orjson.dumps({"o": view.owner_hex, "s": view.status, "j": view.json, "b": blobs})
+
+
+def _decode(raw: bytes) -> PhotoView:
+    data = orjson.loads(raw)
+    blobs = {name: BlobRef(b[0], b[1], b[2], b[3], b[4]) for name, b in data["b"].items()}
+    return PhotoView(data["o"], data["s"], data["j"], blobs)
+
+
+class PhotoReader:
+    def __init__(
+        self, metadata: MetadataStore, blobs: BlobStore, cache: MemoryCache, include_location: bool
+    ) -> None:
+        self._metadata = metadata
+        self._blobs = blobs
+        self._cache = cache
+        self._include_location = include_location
+
+    async def view(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
+        """The owner's view of a live photo; PhotoNotFound for anyone else, or if deleted."""
+        key = cache_keys.photo_view(photo_id)
+        raw = self._cache.get_now(key)
+        if raw is not None:
+            view = _decode(raw)
+        else:
+            view = await self._load(owner_id, photo_id)
+            ttl = READY_TTL_S if view.status == PhotoStatus.READY.value else PROCESSING_TTL_S
+            self._cache.set_now(key, _encode(view), ttl)
+        if view.owner_hex != owner_id.hex:
+            raise PhotoNotFound()
+        return view
+
+    async def _load(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
+        photo = await self._metadata.get_photo(owner_id, photo_id)
+        if photo is None:
+            raise PhotoNotFound()
+        variants = await self._metadata.list_variants(photo_id)
+        blobs = {
+            ORIGINAL: BlobRef(photo.bucket, photo.storage_path, photo.content_type, photo.sha256, photo.bytes)
+        }
+        for v in variants:
+            blobs[v.name] = BlobRef(v.bucket, v.storage_path, v.content_type, v.sha256, v.bytes)
+        json = photo_json(photo, variants, include_location=self._include_location)
+        return PhotoView(owner_id.hex, photo.status.value, json, blobs)
+
+    async def read_bytes(self, ref: BlobRef, *, cacheable: bool) -> bytes:
+        """The whole object, from the cache when it is a small immutable derivative."""
+        key = cache_keys.blob(ref.bucket, ref.key)
+        if cacheable:
+            data = self._cache.get_now(key)
+            if data is not None:
+                return data
+        data = await self._blobs.get(ref.bucket, ref.key)
+        if cacheable:
+            self._cache.set_now(key, data, READY_TTL_S)
+        return data
+
+    async def read_range(self, ref: BlobRef, start: int, end: int) -> bytes:
+        return await self._blobs.get_range(ref.bucket, ref.key, start, end)
+
+    def forget(self, photo_id: uuid.UUID) -> None:
+        self._cache.delete_now(cache_keys.photo_view(photo_id))

@@ -1,0 +1,86 @@
+"""The background roles of a process: the outbox relay, the three consumer groups, housekeeping.
+
+``serve`` runs them beside the API in one process by default; ``--role worker`` or ``--role relay``
+runs them alone, so each can be scaled on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any, Literal
+
+from photostore.pipeline.consumer import ConsumerLoop
+from photostore.pipeline.handlers import PipelineHandlers
+from photostore.pipeline.messages import TOPIC_PROCESSING, TOPIC_THUMBNAILS, TOPIC_UPLOAD
+from photostore.pipeline.relay import OutboxRelay, RelayLease
+from photostore.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "api", "worker", "relay"]
+RETENTION_INTERVAL_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class BackgroundServices:
+    def __init__(self, runtime: Runtime, role: Role) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.role = role
+        self.handlers = PipelineHandlers(
+            settings, runtime.metadata, runtime.blobs, runtime.cache, runtime.notifier
+        )
+        self.relay = OutboxRelay(
+            runtime.metadata, runtime.events, runtime.notifier, settings.events.relay_interval_s
+        )
+        concurrency = settings.events.worker_concurrency
+        self.consumers = [
+            ConsumerLoop(runtime.events, "dispatch", TOPIC_UPLOAD, self.handlers.dispatch, concurrency=4),
+            ConsumerLoop(
+                runtime.events, "processing", TOPIC_PROCESSING, self.handlers.process, concurrency=concurrency
+            ),
+            ConsumerLoop(
+                runtime.events,
+                "thumbnails",
+                TOPIC_THUMBNAILS,
+                self.handlers.thumbnails,
+                concurrency=concurrency,
+            ),
+        ]
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        jobs: list[Coroutine[Any, Any, None]] = []
+        if self.role in ("all", "relay"):
+            lease = RelayLease(self.runtime.settings.data_dir / "locks" / "relay.lock")
+            jobs.append(self.relay.run(self._stop, lease))
+            jobs.append(self._retention())
+        if self.role in ("all", "worker"):
+            jobs.extend(loop.run(self._stop) for loop in self.consumers)
+        self._tasks = [asyncio.create_task(job) for job in jobs]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        # wait_for cancels a task that does not finish its current step in time.
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=STOP_TIMEOUT_S)
+        self._tasks.clear()
+
+    async def wait(self) -> None:
+        await asyncio.gather(*self._tasks)
+
+    async def _retention(self) -> None:
+        while not self._stop.is_set():
+            try:
+                removed = await self.runtime.events.apply_retention()
+                if removed:
+                    log.info("event retention removed %d records", removed)
+            except Exception:
+                log.exception("event retention pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RETENTION_INTERVAL_S)

@@ -1,0 +1,117 @@
+"""The upload path: hash, dedup, validate by header, put durably, commit row + outbox, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+from photostore.blobs.paths import original_key
+from photostore.blobs.port import BlobStore
+from photostore.domain import Photo, PhotoStatus
+from photostore.ids import created_at_of, new_photo_id
+from photostore.imaging.validate import ImageInfo, probe
+from photostore.metadata.port import MetadataStore
+from photostore.pipeline.messages import PHOTO_UPLOADED, TOPIC_UPLOAD, photo_event
+from photostore.pipeline.notify import Notifier
+from photostore.placement.bucket_map import BucketMap
+from photostore.settings import LimitSettings
+
+log = logging.getLogger(__name__)
+
+_UNSAFE_FILENAME = re.compile(r"[^\w .()+,=@-]+")
+# EXIF orientations 5-8 rotate by 90 degrees: the displayed width and height swap.
+_ROTATED = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    photo: Photo
+    created: bool
+
+
+def clean_filename(name: str | None, fallback: str) -> str:
+    if not name:
+        return fallback
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_FILENAME.sub("_", base).strip(" .")[:255]
+    return cleaned or fallback
+
+
+class UploadService:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        bucket_map: BucketMap,
+        limits: LimitSettings,
+        notifier: Notifier,
+    ) -> None:
+        self._metadata = metadata
+        self._blobs = blobs
+        self._bucket_map = bucket_map
+        self._limits = limits
+        self._notifier = notifier
+
+    def set_bucket_map(self, bucket_map: BucketMap) -> None:
+        self._bucket_map = bucket_map
+
+    async def upload(
+        self, owner_id: uuid.UUID, data: bytes, sha256: str, filename: str | None = None
+    ) -> UploadResult:
+        """Store ``data`` for ``owner_id``; raises a 4xx error for bad input, leaving nothing behind.
+
+        Returns the existing photo (created=False) when the owner already has these bytes.
+        """
+        existing = await self._metadata.get_photo_by_sha256(owner_id, sha256)
+        if existing is not None:
+            return UploadResult(existing, created=False)
+        info = await asyncio.to_thread(probe, data, self._limits)
+        photo = self._new_photo(owner_id, data, sha256, filename, info)
+        await self._blobs.put(photo.bucket, photo.storage_path, data, info.content_type)
+        event = photo_event(TOPIC_UPLOAD, PHOTO_UPLOADED, photo.id, owner_id)
+        try:
+            stored, created = await self._metadata.insert_photo(photo, [event])
+        except BaseException:
+            await self._discard(photo)
+            raise
+        if not created:
+            # A concurrent upload of the same bytes won the race: keep its photo, drop our copy.
+            await self._discard(photo)
+            return UploadResult(stored, created=False)
+        self._notifier.notify()
+        return UploadResult(stored, created=True)
+
+    def _new_photo(
+        self, owner_id: uuid.UUID, data: bytes, sha256: str, filename: str | None, info: ImageInfo
+    ) -> Photo:
+        photo_id = new_photo_id(owner_id)
+        now = created_at_of(photo_id)
+        width, height = info.width, info.height
+        if info.orientation in _ROTATED:
+            width, height = height, width
+        return Photo(
+            id=photo_id,
+            owner_id=owner_id,
+            filename=clean_filename(filename, f"{photo_id}"),
+            bucket=self._bucket_map.bucket_for(photo_id),
+            storage_path=original_key(photo_id),
+            sha256=sha256,
+            bytes=len(data),
+            format=info.format,
+            content_type=info.content_type,
+            width=width,
+            height=height,
+            status=PhotoStatus.PROCESSING,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def _discard(self, photo: Photo) -> None:
+        # Best effort: if this fails too, `photostore gc` collects the orphan after its grace period.
+        try:
+            await self._blobs.delete(photo.bucket, photo.storage_path)
+        except Exception:
+            log.warning("could not remove orphan object %s/%s", photo.bucket, photo.storage_path)

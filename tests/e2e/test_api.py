@@ -1,0 +1,229 @@
+"""The API end to end over real HTTP against a running ``photostore serve`` (embedded storage)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.support import images
+from tests.support.server import ADMIN_TOKEN, ServerProcess, create_user, wait_ready_photo
+
+PROBLEM = "application/problem+json"
+MAX_UPLOAD = 3 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    proc = ServerProcess(data_dir, env={"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(server: ServerProcess) -> Iterator[httpx.Client]:
+    _, key = create_user(server.url, "alice")
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def bob(server: ServerProcess) -> Iterator[httpx.Client]:
+    _, key = create_user(server.url, "bob")
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
+        yield c
+
+
+def bucket_files(server: ServerProcess) -> set[Path]:
+    root = server.data_dir / "buckets"
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+
+
+def test_health_ready_metrics_docs(server: ServerProcess) -> None:
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["shard_map_version"] >= 1
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "photostore_requests_total" in metrics
+    assert 'photostore_shard_pool_setting{setting="max_open_conns",shard="0"}' in metrics
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert "/v1/photos/{photo_id}/variants/{name}" in document["paths"]
+    page = httpx.get(f"{server.url}/docs")
+    assert page.status_code == 200
+    assert "/v1/photos" in page.text
+
+
+def test_user_creation_needs_the_admin_token(server: ServerProcess) -> None:
+    assert_problem(httpx.post(f"{server.url}/v1/users", json={"name": "x"}), 401, "unauthorized")
+    wrong = httpx.post(f"{server.url}/v1/users", json={"name": "x"}, headers={"authorization": "Bearer nope"})
+    assert_problem(wrong, 401, "unauthorized")
+    bad = httpx.post(
+        f"{server.url}/v1/users", content=b"{", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert_problem(bad, 400, "bad_request")
+    user_id, key = create_user(server.url, "carol")
+    assert key.startswith("ps_")
+    assert user_id.replace("-", "") in key
+
+
+def test_wrong_credentials(server: ServerProcess) -> None:
+    assert_problem(httpx.get(f"{server.url}/v1/photos"), 401, "unauthorized")
+    for token in ("garbage", "ps_" + "0" * 48 + "_secret", "Basic abc"):
+        response = httpx.get(f"{server.url}/v1/photos", headers={"authorization": f"Bearer {token}"})
+        assert_problem(response, 401, "unauthorized")
+    _, key = create_user(server.url, "dave")
+    tampered = key[:-2] + ("AA" if not key.endswith("AA") else "BB")
+    response = httpx.get(f"{server.url}/v1/photos", headers={"authorization": f"Bearer {tampered}"})
+    assert_problem(response, 401, "unauthorized")
+
+
+def test_upload_read_variants_and_bytes(alice: httpx.Client) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0110] = "Model 1"  # Model
+    data = images.jpeg(800, 600, seed=1, exif=exif)
+    created = alice.post("/v1/photos", content=data, params={"filename": "beach.jpg"})
+    assert created.status_code == 201, created.text
+    photo = created.json()
+    assert created.headers["location"] == f"/v1/photos/{photo['id']}"
+    assert photo["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (photo["bytes"], photo["width"], photo["height"], photo["format"]) == (len(data), 800, 600, "JPEG")
+    assert photo["filename"] == "beach.jpg"
+    assert photo["status"] in ("processing", "ready")
+
+    ready = wait_ready_photo(alice, photo["id"])
+    assert ready["exif"]["make"] == "TestCam"
+    assert isinstance(ready["placeholder"], str)
+    variants = ready["variants"]
+    assert isinstance(variants, dict)
+    assert set(variants) == {"thumb", "preview"}
+
+    thumb = alice.get(f"/v1/photos/{photo['id']}/variants/thumb")
+    assert thumb.status_code == 200
+    assert thumb.headers["content-type"] == "image/webp"
+    assert "immutable" in thumb.headers["cache-control"]
+    with Image.open(io.BytesIO(thumb.content)) as img:
+        assert img.format == "WEBP"
+        assert max(img.size) == 256
+    preview = alice.get(f"/v1/photos/{photo['id']}/variants/preview")
+    with Image.open(io.BytesIO(preview.content)) as img:
+        assert img.format == "JPEG"
+        assert img.size == (800, 600)  # never upscaled
+
+    original = alice.get(f"/v1/photos/{photo['id']}/original")
+    assert original.status_code == 200
+    assert hashlib.sha256(original.content).hexdigest() == photo["sha256"]
+    etag = original.headers["etag"]
+    assert etag == f'"{photo["sha256"]}"'
+    assert alice.get(f"/v1/photos/{photo['id']}/original", headers={"if-none-match": etag}).status_code == 304
+    thumb_etag = thumb.headers["etag"]
+    not_modified = alice.get(
+        f"/v1/photos/{photo['id']}/variants/thumb", headers={"if-none-match": thumb_etag}
+    )
+    assert not_modified.status_code == 304
+
+    part = alice.get(f"/v1/photos/{photo['id']}/original", headers={"range": "bytes=10-109"})
+    assert part.status_code == 206
+    assert part.content == data[10:110]
+    assert part.headers["content-range"] == f"bytes 10-109/{len(data)}"
+    tail = alice.get(f"/v1/photos/{photo['id']}/original", headers={"range": "bytes=-50"})
+    assert tail.content == data[-50:]
+    outside = alice.get(f"/v1/photos/{photo['id']}/original", headers={"range": f"bytes={len(data) + 5}-"})
+    assert_problem(outside, 416, "range_not_satisfiable")
+    assert outside.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_same_bytes_again_returns_the_existing_photo(alice: httpx.Client) -> None:
+    data = images.jpeg(320, 240, seed=2)
+    first = alice.post("/v1/photos", content=data)
+    again = alice.post("/v1/photos", content=data)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+
+
+def test_multipart_upload(alice: httpx.Client) -> None:
+    data = images.png(seed=3)
+    response = alice.post("/v1/photos", files={"file": ("pic.png", data, "image/png")})
+    assert response.status_code == 201, response.text
+    assert response.json()["format"] == "PNG"
+    assert response.json()["filename"] == "pic.png"
+    missing = alice.post("/v1/photos", files={"other": ("pic.png", data, "image/png")})
+    assert_problem(missing, 400, "bad_request")
+
+
+def test_list_is_newest_first_and_keyset_paginated(server: ServerProcess) -> None:
+    _, key = create_user(server.url, "lister")
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}) as client:
+        ids = [client.post("/v1/photos", content=images.png(seed=100 + i)).json()["id"] for i in range(7)]
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 3}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/v1/photos", params=params).json()
+            seen += [item["id"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(ids))
+        assert_problem(client.get("/v1/photos", params={"limit": 0}), 400, "bad_request")
+        assert_problem(client.get("/v1/photos", params={"cursor": "!!"}), 400, "bad_request")
+
+
+def test_delete_removes_the_photo_and_its_objects(server: ServerProcess, alice: httpx.Client) -> None:
+    data = images.jpeg(300, 200, seed=4)
+    photo = alice.post("/v1/photos", content=data).json()
+    wait_ready_photo(alice, photo["id"])
+    named = [p for p in bucket_files(server) if photo["id"] in p.name]
+    assert len(named) == 3  # original, thumb, preview
+    assert alice.delete(f"/v1/photos/{photo['id']}").status_code == 204
+    for path in ("", "/original", "/variants/thumb"):
+        assert_problem(alice.get(f"/v1/photos/{photo['id']}{path}"), 404, "photo_not_found")
+    assert_problem(alice.delete(f"/v1/photos/{photo['id']}"), 404, "photo_not_found")
+    deadline = time.monotonic() + 10
+    while any(p.exists() for p in named) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(p.exists() for p in named)
+    # The same bytes can be uploaded again as a new photo.
+    again = alice.post("/v1/photos", content=data)
+    assert again.status_code == 201
+    assert again.json()["id"] != photo["id"]
+
+
+def test_another_users_photo_is_404(alice: httpx.Client, bob: httpx.Client) -> None:
+    photo = alice.post("/v1/photos", content=images.jpeg(200, 200, seed=5)).json()
+    wait_ready_photo(alice, photo["id"])
+    for path in ("", "/original", "/variants/thumb", "/variants/preview"):
+        assert_problem(bob.get(f"/v1/photos/{photo['id']}{path}"), 404, "photo_not_found")
+    assert_problem(bob.delete(f"/v1/photos/{photo['id']}"), 404, "photo_not_found")
+    assert photo["id"] not in [item["id"] for item in bob.get("/v1/photos").json()["items"]]
+    assert alice.get(f"/v1/photos/{photo['id']}").status_code == 200
+
+
+def test_unknown_ids_routes_and_variants(alice: httpx.Client) -> None:
+    assert_problem(alice.get("/v1/photos/not-a-uuid"), 404, "photo_not_found")
+    assert_problem(alice.get("/v1/photos/01a222cc-7a6f-7717-b83c-36949770f0af"), 404, "photo_not_found")
+    assert_problem(alice.get("/v1/nothing-here"), 404, "route_not_found")
+    assert_problem(alice.put("/v1/photos"), 405, "method_not_allowed")
+    photo = alice.post("/v1/photos", content=images.png(seed=6)).json()
+    assert_problem(alice.get(f"/v1/photos/{photo['id']}/variants/huge"), 404, "unknown_variant")
