@@ -211,7 +211,7 @@ def _table(
     for name in pipelines:
         cells = [f"{median[(name, t)]:.2f}" for t in thread_counts]
         key = _PSNR_KEYS.get(name)
-        quality = f"{psnr[key]:.1f} dB" if key in psnr else "-"
+        quality = f"{psnr[key]:.2f} dB" if key in psnr else "-"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {quality} |")
     ratios = []
     peers = [name for name in pipelines if not name.startswith("ours")]

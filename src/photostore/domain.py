@@ -62,6 +62,7 @@ class Photo:
     exif: JsonDict | None = None  # full EXIF summary, GPS included (owner only)
     placeholder: str | None = None  # blurhash
     deleted_at: datetime | None = None
+    idempotency_key: str | None = None  # the client's Idempotency-Key of the upload, if sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,12 @@ class Conflict(PhotostoreError):
     title = "Conflict"
 
 
+class IdempotencyKeyReused(PhotostoreError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used for an upload of other bytes"
+
+
 # --- storage errors -----------------------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from photostore.domain import (
     User,
     Variant,
 )
-from photostore.errors import BackendUnavailable, ConfigError, Conflict, UnknownShard
+from photostore.errors import BackendUnavailable, ConfigError, Conflict, IdempotencyKeyReused, UnknownShard
 from photostore.metadata.engines import build_postgres_engine, build_sqlite_engine, sqlite_shard_path
 from photostore.metadata.migrate import current_revision, head_revision, migrate
 from photostore.metadata.schema import metadata, outbox, photos, processed_events, users
@@ -367,6 +367,25 @@ async def test_same_bytes_return_the_existing_photo_and_write_nothing(env: Env) 
     other = await new_user(env)
     _, created = await env.store.insert_photo(photo_of(other, sha=first.sha256), [])
     assert created
+
+
+async def test_idempotency_key_finds_the_first_upload_and_refuses_other_bytes(env: Env) -> None:
+    user = await new_user(env)
+    first = replace(photo_of(user), idempotency_key="retry-1")
+    await env.store.insert_photo(first, uploaded(first))
+    assert await env.store.get_photo_by_idempotency_key(user.id, "retry-1") == first
+    assert await env.store.get_photo_by_idempotency_key(user.id, "other") is None
+    clash = replace(photo_of(user), idempotency_key="retry-1")  # other bytes, same key
+    with pytest.raises(IdempotencyKeyReused):
+        await env.store.insert_photo(clash, uploaded(clash))
+    assert await env.store.get_photo_any_state(clash.id) is None
+    assert await outbox_size(env) == 1
+    # The key is free again once its photo is deleted, and keys are per owner.
+    await env.store.delete_photo(user.id, first.id, [])
+    reuse = replace(photo_of(user), idempotency_key="retry-1")
+    assert (await env.store.insert_photo(reuse, []))[1]
+    other = await new_user(env)
+    assert (await env.store.insert_photo(replace(photo_of(other), idempotency_key="retry-1"), []))[1]
 
 
 async def test_concurrent_inserts_of_the_same_bytes_store_one_photo(env: Env) -> None:

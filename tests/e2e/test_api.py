@@ -160,6 +160,21 @@ def test_same_bytes_again_returns_the_existing_photo(alice: httpx.Client) -> Non
     assert again.json()["id"] == first.json()["id"]
 
 
+def test_idempotency_key_replays_the_first_answer(alice: httpx.Client) -> None:
+    data = images.jpeg(300, 300, seed=9)
+    key = {"idempotency-key": "upload-9"}
+    first = alice.post("/v1/photos", content=data, headers=key)
+    replay = alice.post("/v1/photos", content=data, headers=key)
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.json()["id"] == first.json()["id"]
+    before = [p["id"] for p in alice.get("/v1/photos", params={"limit": 200}).json()["items"]]
+    other = alice.post("/v1/photos", content=images.jpeg(300, 300, seed=10), headers=key)
+    assert_problem(other, 422, "idempotency_key_reused")
+    assert [p["id"] for p in alice.get("/v1/photos", params={"limit": 200}).json()["items"]] == before
+    too_long = alice.post("/v1/photos", content=data, headers={"idempotency-key": "k" * 201})
+    assert_problem(too_long, 400, "bad_request")
+
+
 def test_multipart_upload(alice: httpx.Client) -> None:
     data = images.png(seed=3)
     response = alice.post("/v1/photos", files={"file": ("pic.png", data, "image/png")})

@@ -159,6 +159,13 @@ _PATHS: dict[str, Any] = {
             "operationId": "uploadPhoto",
             "parameters": [
                 {"name": "filename", "in": "query", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "a retry with the same key and bytes gets the first answer again",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                },
             ],
             "requestBody": {
                 "required": True,
@@ -179,7 +186,9 @@ _PATHS: dict[str, Any] = {
                 "400": _problem("empty or malformed body"),
                 "413": _problem("body over the upload limit"),
                 "415": _problem("image format not accepted"),
-                "422": _problem("not a readable image, or too many pixels or frames"),
+                "422": _problem(
+                    "not a readable image, too many pixels or frames, or a reused Idempotency-Key"
+                ),
                 **_AUTH_ERRORS,
             },
         },

@@ -24,6 +24,7 @@ from photostore.pipeline.reads import ORIGINAL
 from photostore.pipeline.users import create_user
 
 DEFAULT_PAGE = 50
+IDEMPOTENCY_KEY_MAX = 200
 MAX_PAGE = 200
 
 
@@ -65,12 +66,24 @@ async def post_user(request: Request) -> Response:
     return json_response({"id": str(user.id), "name": user.name, "api_key": api_key}, 201)
 
 
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable characters")
+    return key
+
+
 async def post_photo(request: Request) -> Response:
     ctx, principal = await _principal(request, "/v1/photos", Scope.WRITE)
     ctx.metrics.concurrent_uploads.inc()
     try:
+        idempotency_key = _idempotency_key(request)
         body = await read_upload(request, ctx.runtime.settings.limits.max_upload_bytes)
-        result = await ctx.uploads.upload(principal.user_id, body.data, body.sha256, body.filename)
+        result = await ctx.uploads.upload(
+            principal.user_id, body.data, body.sha256, body.filename, idempotency_key
+        )
     finally:
         ctx.metrics.concurrent_uploads.dec()
     ctx.metrics.uploads.labels("created" if result.created else "deduplicated").inc()

@@ -62,7 +62,12 @@ class SqliteThread:
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photostore-sqlite")
-        self._conn = await self._submit(lambda: connect(self._path, self._busy_timeout_s))
+        try:
+            self._conn = await self._submit(lambda: connect(self._path, self._busy_timeout_s))
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            raise
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn

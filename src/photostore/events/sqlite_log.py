@@ -97,7 +97,10 @@ class SqliteEventLog:
     async def close(self) -> None:
         """Close every consumer (they leave their groups), then the file."""
         for consumer in list(self._consumers):
-            await consumer.close()
+            try:
+                await consumer.close()
+            except BackendUnavailable:  # it drops out of its group when its session runs out
+                log.warning("consumer %s could not leave its group", consumer.member_id, exc_info=True)
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -29,7 +29,8 @@ from PIL import Image
 
 from photostore.errors import EmptyBody, InvalidImage
 from photostore.imaging import _pillow, colour
-from photostore.imaging.exif import load_exif, orientation_of
+from photostore.imaging.exif import image_orientation
+from photostore.imaging.geometry import UPRIGHT, fit, upright_size
 from photostore.imaging.placeholder import blurhash_of
 from photostore.imaging.validate import inspect_header
 from photostore.settings import LimitSettings, VariantSpec
@@ -44,17 +45,6 @@ FIRST_FILTER = Image.Resampling.BICUBIC
 NEXT_FILTER = Image.Resampling.LANCZOS
 REDUCING_GAP = 2.0
 WEBP_METHOD = 4  # libwebp's default effort; the same as libvips' default
-
-# EXIF orientation -> the transpose that makes the pixels upright (as ImageOps.exif_transpose does).
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +86,7 @@ def make_derivatives(data: bytes, specs: Sequence[VariantSpec], limits: LimitSet
     if not data:
         raise EmptyBody("no bytes to decode")
     decoded = _decode(data, limits, max(spec.max_px for spec in specs))
-    upright = _upright_size(decoded.full_size, decoded.orientation)
+    upright = upright_size(decoded.full_size, decoded.orientation)
     images: dict[str, Image.Image] = {}
     current: Image.Image | None = None
     for spec in sorted(specs, key=lambda s: s.max_px, reverse=True):
@@ -113,16 +103,6 @@ def make_derivatives(data: bytes, specs: Sequence[VariantSpec], limits: LimitSet
         width=upright[0],
         height=upright[1],
     )
-
-
-def fit(size: tuple[int, int], max_px: int) -> tuple[int, int]:
-    """``size`` scaled to fit ``max_px`` on its longest side, keeping its aspect; never enlarged."""
-    width, height = size
-    longest = max(width, height)
-    if longest <= max_px:
-        return size
-    scale = max_px / longest
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,23 +131,19 @@ def _decode(data: bytes, limits: LimitSettings, largest: int) -> _Decoded:
                 box = drafted[1]
         im.load()
         # Read after load: decoders that orient the pixels themselves (HEIF, TIFF) leave 1 here.
-        orientation = orientation_of(load_exif(im))
+        orientation = image_orientation(im)
         pixels, icc = colour.to_rgb_or_rgba(im)
     pixels.info = {}  # nothing of the source's metadata may reach an encoder
     return _Decoded(pixels=pixels, icc=icc, orientation=orientation, full_size=full, box=box)
 
 
 def _first(decoded: _Decoded, upright_target: tuple[int, int]) -> Image.Image:
-    target = _upright_size(upright_target, decoded.orientation)  # the same turn undoes itself
+    target = upright_size(upright_target, decoded.orientation)  # the same turn undoes itself
     image = decoded.pixels
     if image.size != target or decoded.box is not None:
         image = image.resize(target, FIRST_FILTER, box=decoded.box, reducing_gap=REDUCING_GAP)
-    method = _UPRIGHT.get(decoded.orientation)
+    method = UPRIGHT.get(decoded.orientation)
     return image.transpose(method) if method is not None else image
-
-
-def _upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
-    return (size[1], size[0]) if orientation >= 5 else size
 
 
 def _encode(image: Image.Image, spec: VariantSpec, icc: bytes | None) -> Derived:

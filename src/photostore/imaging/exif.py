@@ -103,6 +103,14 @@ def load_exif(im: Image.Image) -> Image.Exif | None:
     return None
 
 
+def image_orientation(im: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1..8); 1 when absent, invalid or unreadable."""
+    try:
+        return orientation_of(load_exif(im))
+    except Exception:  # a broken EXIF block never makes a broken image
+        return 1
+
+
 def orientation_of(exif: Image.Exif | None) -> int:
     """The EXIF orientation (1..8), 1 when absent or invalid."""
     if exif is None:

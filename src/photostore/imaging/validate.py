@@ -14,7 +14,7 @@ from PIL import Image
 
 from photostore.errors import EmptyBody, ImageTooLarge, InvalidImage, UnsupportedFormat
 from photostore.imaging import _pillow, integrity
-from photostore.imaging.exif import load_exif, orientation_of
+from photostore.imaging.exif import image_orientation
 from photostore.settings import LimitSettings
 
 # Decoders that apply the orientation themselves and report the displayed size.
@@ -102,10 +102,7 @@ def _orientation(im: Image.Image) -> int:
     recorded = im.info.get("original_orientation")  # pillow-heif resets the tag it applied
     if isinstance(recorded, int) and 1 <= recorded <= 8:
         return recorded
-    try:
-        return orientation_of(load_exif(im))
-    except _pillow.PARSE_ERRORS:  # a broken EXIF does not make a broken image
-        return 1
+    return image_orientation(im)
 
 
 def _count_frames(im: Image.Image, fmt: str, data: bytes, max_frames: int) -> int:

@@ -53,12 +53,16 @@ class MetadataStore(Protocol):
     # photos
     async def insert_photo(self, photo: Photo, events: Sequence[NewEvent]) -> tuple[Photo, bool]:
         """Insert ``photo`` and ``events``; on a live (owner, sha256) duplicate return the existing
-        photo and False, writing nothing."""
+        photo and False, writing nothing. A live photo of the owner with the same idempotency key
+        but other bytes raises IdempotencyKeyReused."""
 
     async def get_photo(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> Photo | None:
         """The live photo, or None when unknown, deleted, or owned by someone else."""
 
     async def get_photo_by_sha256(self, owner_id: uuid.UUID, sha256: str) -> Photo | None: ...
+
+    async def get_photo_by_idempotency_key(self, owner_id: uuid.UUID, key: str) -> Photo | None:
+        """The live photo whose upload carried this Idempotency-Key."""
 
     async def list_photos(
         self, owner_id: uuid.UUID, limit: int, before: uuid.UUID | None = None

@@ -72,6 +72,7 @@ def photo_row(photo: Photo) -> Row:
         "created_at": photo.created_at,
         "updated_at": photo.updated_at,
         "deleted_at": photo.deleted_at,
+        "idempotency_key": photo.idempotency_key,
     }
 
 
@@ -95,6 +96,7 @@ def to_photo(row: RowMapping) -> Photo:
         exif=row["exif"],
         placeholder=row["placeholder"],
         deleted_at=row["deleted_at"],
+        idempotency_key=row["idempotency_key"],
     )
 
 

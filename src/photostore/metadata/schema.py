@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 FILENAME_MAX = 255  # the spec's VARCHAR(255); checked in Python so SQLite refuses it too
+IDEMPOTENCY_KEY_MAX = 200
 STORAGE_PATH_MAX = 500  # the spec's VARCHAR(500)
 
 # Named constraints so migrations and both engines agree on the names.
@@ -123,6 +124,7 @@ photos = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("deleted_at", UtcDateTime(), nullable=True),
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_MAX), nullable=True),
 )
 # Keyset pages: WHERE user_id = ? AND id < ? ORDER BY id DESC.
 Index("ix_photos_user_id_id", photos.c.user_id, photos.c.id)
@@ -134,6 +136,15 @@ Index(
     unique=True,
     sqlite_where=photos.c.deleted_at.is_(None),
     postgresql_where=photos.c.deleted_at.is_(None),
+)
+# A retried upload with the same Idempotency-Key finds the photo its first attempt stored.
+Index(
+    "uq_photos_live_idempotency_key",
+    photos.c.user_id,
+    photos.c.idempotency_key,
+    unique=True,
+    sqlite_where=photos.c.deleted_at.is_(None) & photos.c.idempotency_key.is_not(None),
+    postgresql_where=photos.c.deleted_at.is_(None) & photos.c.idempotency_key.is_not(None),
 )
 
 variants = Table(

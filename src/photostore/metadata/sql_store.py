@@ -39,7 +39,7 @@ from photostore.domain import (
     User,
     Variant,
 )
-from photostore.errors import BadRequest, Conflict, UnknownShard
+from photostore.errors import BadRequest, Conflict, IdempotencyKeyReused, UnknownShard
 from photostore.ids import placement_key_of
 from photostore.metadata import rows
 from photostore.metadata.dialect import insert_or_ignore, upsert
@@ -67,6 +67,12 @@ def _now() -> datetime:
 
 def _live(photo_id: uuid.UUID) -> Any:
     return (photos.c.id == photo_id) & photos.c.deleted_at.is_(None)
+
+
+def _by_idempotency_key(owner_id: uuid.UUID, key: str) -> Select[Any]:
+    return select(photos).where(
+        (photos.c.user_id == owner_id) & (photos.c.idempotency_key == key) & photos.c.deleted_at.is_(None)
+    )
 
 
 class SqlMetadataStore:
@@ -210,9 +216,13 @@ class SqlMetadataStore:
                 )
             )
             existing = found.mappings().first()
-            if existing is None:
-                raise Conflict(f"photo id {photo.id} already exists")
-            return rows.to_photo(existing), False
+            if existing is not None:
+                return rows.to_photo(existing), False
+            if photo.idempotency_key is not None:
+                keyed = await conn.execute(_by_idempotency_key(photo.owner_id, photo.idempotency_key))
+                if keyed.first() is not None:
+                    raise IdempotencyKeyReused()
+            raise Conflict(f"photo id {photo.id} already exists")
 
     async def get_photo(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> Photo | None:
         """The live photo, or None when unknown, deleted, or owned by someone else."""
@@ -225,6 +235,11 @@ class SqlMetadataStore:
             (photos.c.user_id == owner_id) & (photos.c.sha256 == sha256) & photos.c.deleted_at.is_(None)
         )
         row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo_by_sha256")
+        return None if row is None else rows.to_photo(row)
+
+    async def get_photo_by_idempotency_key(self, owner_id: uuid.UUID, key: str) -> Photo | None:
+        stmt = _by_idempotency_key(owner_id, key)
+        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo_by_idempotency_key")
         return None if row is None else rows.to_photo(row)
 
     async def list_photos(

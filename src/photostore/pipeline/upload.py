@@ -6,11 +6,12 @@ import asyncio
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from photostore.blobs.paths import original_key
 from photostore.blobs.port import BlobStore
 from photostore.domain import Photo, PhotoStatus
+from photostore.errors import IdempotencyKeyReused
 from photostore.ids import created_at_of, new_photo_id
 from photostore.imaging.validate import ImageInfo, probe
 from photostore.metadata.port import MetadataStore
@@ -59,17 +60,32 @@ class UploadService:
         self._bucket_map = bucket_map
 
     async def upload(
-        self, owner_id: uuid.UUID, data: bytes, sha256: str, filename: str | None = None
+        self,
+        owner_id: uuid.UUID,
+        data: bytes,
+        sha256: str,
+        filename: str | None = None,
+        idempotency_key: str | None = None,
     ) -> UploadResult:
         """Store ``data`` for ``owner_id``; raises a 4xx error for bad input, leaving nothing behind.
 
-        Returns the existing photo (created=False) when the owner already has these bytes.
+        Returns the existing photo (created=False) when the owner already has these bytes. A retry
+        with the Idempotency-Key of an earlier upload of the same bytes replays its answer
+        (created=True); the same key with other bytes raises IdempotencyKeyReused.
         """
+        if idempotency_key is not None:
+            earlier = await self._metadata.get_photo_by_idempotency_key(owner_id, idempotency_key)
+            if earlier is not None:
+                if earlier.sha256 != sha256:
+                    raise IdempotencyKeyReused()
+                return UploadResult(earlier, created=True)
         existing = await self._metadata.get_photo_by_sha256(owner_id, sha256)
         if existing is not None:
             return UploadResult(existing, created=False)
         info = await asyncio.to_thread(probe, data, self._limits)
-        photo = self._new_photo(owner_id, data, sha256, filename, info)
+        photo = replace(
+            self._new_photo(owner_id, data, sha256, filename, info), idempotency_key=idempotency_key
+        )
         await self._blobs.put(photo.bucket, photo.storage_path, data, info.content_type)
         event = photo_event(TOPIC_UPLOAD, PHOTO_UPLOADED, photo.id, owner_id)
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from photostore.errors import ConfigError
+from photostore.errors import BackendUnavailable, ConfigError
 from photostore.events._sqlite_ops import ranges_sql
 from photostore.events.port import OutgoingRecord
 from photostore.events.sqlite_log import SqliteConsumer, SqliteEventLog
@@ -189,3 +189,10 @@ async def test_records_of_another_topic_cannot_be_committed(log: SqliteEventLog)
     processing = await log.consumer("g", TOPIC)
     with pytest.raises(ValueError, match="topic"):
         await processing.commit(records)
+
+
+async def test_a_path_that_cannot_be_opened_is_backend_unavailable(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path, TOPICS)  # a folder, not a file
+    with pytest.raises(BackendUnavailable):
+        await log.start()
+    await log.close()

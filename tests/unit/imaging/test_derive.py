@@ -11,7 +11,10 @@ import pytest
 from PIL import Image
 
 from photostore.errors import ImageTooLarge, InvalidImage
-from photostore.imaging.derive import Derivatives, fit, make_derivatives
+from photostore.imaging.derive import Derivatives, make_derivatives
+from photostore.imaging.geometry import fit
+from photostore.imaging.samples import sample_exif
+from photostore.imaging.validate import probe
 from photostore.settings import ImagingSettings, LimitSettings, VariantSpec
 
 from . import factory
@@ -202,3 +205,29 @@ def test_fit_keeps_the_aspect_and_never_enlarges(
     size: tuple[int, int], max_px: int, expected: tuple[int, int]
 ) -> None:
     assert fit(size, max_px) == expected
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF", "AVIF", "TIFF"])
+def test_the_orientation_is_applied_once_in_every_format(fmt: str) -> None:
+    # HEIF and TIFF decoders turn the pixels themselves; the others leave it to us. Either way the
+    # result is upright exactly once.
+    exif = sample_exif(orientation=6).tobytes()
+    data = factory.save(factory.marked_photo(400, 300), fmt, exif=exif)
+
+    info = probe(data, LIMITS)
+    result = make_derivatives(data, DEFAULT_SPECS, LIMITS)
+
+    assert (info.width, info.height, info.orientation) == (300, 400, 6)
+    assert _sizes(result) == {"thumb": (192, 256), "preview": (300, 400)}
+    preview = _open(result.get("preview").data)
+    assert _is_red(preview.getpixel((preview.width - 10, 10)))
+
+
+# Pillow warns about the corrupt EXIF while opening a JPEG (it looks there for the DPI). Outside the
+# tests a warning is only a warning; under -W error it would abort the open, so let it be one here.
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
+def test_a_broken_exif_block_does_not_stop_the_variants() -> None:
+    data = factory.jpeg_with_raw_exif(b"MM\x00\x2a\xff\xff\xff\xf0 not an IFD")
+
+    assert probe(data, LIMITS).orientation == 1
+    assert _sizes(make_derivatives(data, DEFAULT_SPECS, LIMITS)) == {"thumb": (64, 48), "preview": (64, 48)}

@@ -69,6 +69,7 @@ def upgrade() -> None:
         _ts("created_at"),
         _ts("updated_at"),
         _ts("deleted_at", nullable=True),
+        sa.Column("idempotency_key", sa.String(200), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_photos"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_photos_user_id_users"),
     )
@@ -81,6 +82,15 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=live,
         postgresql_where=live,
+    )
+    live_keyed = sa.text("deleted_at IS NULL AND idempotency_key IS NOT NULL")
+    op.create_index(
+        "uq_photos_live_idempotency_key",
+        "photos",
+        ["user_id", "idempotency_key"],
+        unique=True,
+        sqlite_where=live_keyed,
+        postgresql_where=live_keyed,
     )
     op.create_table(
         "variants",
