@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from PIL import Image
 
 from tests.support import images
@@ -72,6 +73,12 @@ def test_health_ready_metrics_docs(server: ServerProcess) -> None:
     assert "/v1/photos" in page.text
 
 
+def conforms(server: ServerProcess, body: object, schema: str) -> None:
+    """``body`` is valid against the named schema of the served OpenAPI document."""
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    Draft202012Validator({**document, "$ref": f"#/components/schemas/{schema}"}).validate(body)
+
+
 def test_user_creation_needs_the_admin_token(server: ServerProcess) -> None:
     assert_problem(httpx.post(f"{server.url}/v1/users", json={"name": "x"}), 401, "unauthorized")
     wrong = httpx.post(f"{server.url}/v1/users", json={"name": "x"}, headers={"authorization": "Bearer nope"})
@@ -96,7 +103,7 @@ def test_wrong_credentials(server: ServerProcess) -> None:
     assert_problem(response, 401, "unauthorized")
 
 
-def test_upload_read_variants_and_bytes(alice: httpx.Client) -> None:
+def test_upload_read_variants_and_bytes(server: ServerProcess, alice: httpx.Client) -> None:
     exif = Image.Exif()
     exif[0x010F] = "TestCam"  # Make
     exif[0x0110] = "Model 1"  # Model
@@ -111,6 +118,9 @@ def test_upload_read_variants_and_bytes(alice: httpx.Client) -> None:
     assert photo["status"] in ("processing", "ready")
 
     ready = wait_ready_photo(alice, photo["id"])
+    conforms(server, photo, "Photo")
+    conforms(server, ready, "Photo")
+    conforms(server, alice.get("/v1/photos").json(), "PhotoPage")
     assert ready["exif"]["make"] == "TestCam"
     assert isinstance(ready["placeholder"], str)
     variants = ready["variants"]
