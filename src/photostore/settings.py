@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +31,8 @@ from photostore.errors import ConfigError
 
 ENV_PREFIX = "PHOTOSTORE_"
 CONFIG_ENV = "PHOTOSTORE_CONFIG"
+# PHOTOSTORE_* variables that are not settings: the config file path, and the uploader's API key.
+NON_SETTING_ENV = frozenset({CONFIG_ENV, "PHOTOSTORE_API_KEY"})
 TOPIC_NAMES = ("photo-upload", "photo-processing", "thumbnail-generation")
 SECRET_MASK = "*" * 10
 
@@ -86,6 +96,18 @@ class EventSettings(Section):
     topics: dict[str, TopicSettings] = Field(default_factory=_default_topics)
     relay_interval_s: float = Field(default=0.05, gt=0)
     worker_concurrency: int = Field(default=2, ge=1, le=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_topic_defaults(cls, data: Any) -> Any:
+        """Fill what a topic override leaves out from the spec's defaults, field by field."""
+        if not isinstance(data, dict) or not isinstance(data.get("topics"), dict):
+            return data
+        merged: dict[str, Any] = {name: t.model_dump() for name, t in _default_topics().items()}
+        for name, value in data["topics"].items():
+            known = merged.get(name)
+            merged[name] = {**known, **value} if known is not None and isinstance(value, dict) else value
+        return {**data, "topics": merged}
 
     @field_validator("topics")
     @classmethod
@@ -175,19 +197,21 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_path = os.environ.get(CONFIG_ENV)
+        config_path = settings_cls.model_config.get("toml_file") or os.environ.get(CONFIG_ENV)
         if config_path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_path)))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(str(config_path))))
         return tuple(sources)
 
 
 def _check_env_names(environ: dict[str, str]) -> None:
     """Refuse PHOTOSTORE_* variables that name no setting (pydantic-settings would ignore them)."""
+    # pydantic-settings reads names case-insensitively, so the check must too.
     top = {name.upper() for name in Settings.model_fields}
     for name in environ:
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NON_SETTING_ENV:
             continue
-        rest = name[len(ENV_PREFIX) :]
+        rest = upper[len(ENV_PREFIX) :]
         head = rest.split("__", 1)[0]
         if head not in top:
             raise ConfigError(f"unknown setting in environment variable {name}: no setting {head.lower()!r}")
@@ -195,15 +219,20 @@ def _check_env_names(environ: dict[str, str]) -> None:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError naming every bad key and value."""
+    settings_cls = Settings
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"config file {config_file} does not exist")
-        os.environ[CONFIG_ENV] = str(config_file)
+
+        class FileSettings(Settings):  # the file named here wins over PHOTOSTORE_CONFIG
+            model_config = SettingsConfigDict(toml_file=config_file)
+
+        settings_cls = FileSettings
     elif (path := os.environ.get(CONFIG_ENV)) and not Path(path).is_file():
         raise ConfigError(f"{CONFIG_ENV}={path}: file does not exist")
     _check_env_names(dict(os.environ))
     try:
-        return Settings(**overrides)
+        return settings_cls(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -5,6 +5,10 @@ from __future__ import annotations
 from photostore.errors import RangeNotSatisfiable
 
 
+def _digits(text: str) -> bool:
+    return text == "" or (text.isascii() and text.isdigit())
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) of a satisfiable single range, None to send the whole object.
 
@@ -14,18 +18,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     spec = header[len("bytes=") :].strip()
     first, dash, last = spec.partition("-")
-    if not dash:
+    # RFC 9110: positions are 1*DIGIT; anything else makes the header one to ignore.
+    if not dash or not (first or last) or not _digits(first) or not _digits(last):
         return None
-    try:
-        if first == "":  # suffix range: the last N bytes
-            length = int(last)
-            if length <= 0:
-                raise RangeNotSatisfiable(f"empty suffix range in {header!r}")
-            return max(size - length, 0), size
-        start = int(first)
-        end = int(last) + 1 if last else size
-    except ValueError:
-        return None
+    if first == "":  # suffix range: the last N bytes
+        length = int(last)
+        if length <= 0:
+            raise RangeNotSatisfiable(f"empty suffix range in {header!r}")
+        return max(size - length, 0), size
+    start = int(first)
+    end = int(last) + 1 if last else size
     if start < 0 or start >= size or end <= start:
         raise RangeNotSatisfiable(f"range {header!r} is outside the object of {size} bytes")
     return start, min(end, size)

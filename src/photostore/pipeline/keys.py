@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from photostore.domain import ApiKey, Scope
 PREFIX = "ps_"
 _USER_HEX = 32
 _KEY_ID_HEX = 16
+_HEX = re.compile(f"[0-9a-f]{{{_USER_HEX + _KEY_ID_HEX}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +56,9 @@ def parse_key(token: str) -> ParsedKey | None:
     ident, sep, secret = token[len(PREFIX) :].partition("_")
     if not sep or len(ident) != _USER_HEX + _KEY_ID_HEX or not secret or len(secret) > 128:
         return None
-    try:
-        user_id = uuid.UUID(hex=ident[:_USER_HEX])
-        int(ident[_USER_HEX:], 16)
-    except ValueError:
+    if _HEX.fullmatch(ident) is None:
         return None
-    return ParsedKey(user_id=user_id, key_id=ident[_USER_HEX:], secret=secret)
+    return ParsedKey(user_id=uuid.UUID(hex=ident[:_USER_HEX]), key_id=ident[_USER_HEX:], secret=secret)
 
 
 def secret_matches(stored_sha256: bytes, secret: str) -> bool:
