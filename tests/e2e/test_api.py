@@ -162,6 +162,17 @@ def test_upload_read_variants_and_bytes(server: ServerProcess, alice: httpx.Clie
     assert outside.headers["content-range"] == f"bytes */{len(data)}"
 
 
+def test_rotated_photo_reports_and_derives_its_displayed_size(alice: httpx.Client) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    photo = alice.post("/v1/photos", content=images.jpeg(400, 300, seed=11, exif=exif)).json()
+    assert (photo["width"], photo["height"]) == (300, 400)
+    wait_ready_photo(alice, photo["id"])
+    thumb = alice.get(f"/v1/photos/{photo['id']}/variants/thumb")
+    with Image.open(io.BytesIO(thumb.content)) as img:
+        assert img.size == (192, 256)
+
+
 def test_same_bytes_again_returns_the_existing_photo(alice: httpx.Client) -> None:
     data = images.jpeg(320, 240, seed=2)
     first = alice.post("/v1/photos", content=data)

@@ -23,8 +23,6 @@ from photostore.settings import LimitSettings
 log = logging.getLogger(__name__)
 
 _UNSAFE_FILENAME = re.compile(r"[^\w .()+,=@-]+")
-# EXIF orientations 5-8 rotate by 90 degrees: the displayed width and height swap.
-_ROTATED = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +103,6 @@ class UploadService:
     ) -> Photo:
         photo_id = new_photo_id(owner_id)
         now = created_at_of(photo_id)
-        width, height = info.width, info.height
-        if info.orientation in _ROTATED:
-            width, height = height, width
         return Photo(
             id=photo_id,
             owner_id=owner_id,
@@ -118,8 +113,8 @@ class UploadService:
             bytes=len(data),
             format=info.format,
             content_type=info.content_type,
-            width=width,
-            height=height,
+            width=info.width,  # as displayed: the EXIF orientation is applied
+            height=info.height,
             status=PhotoStatus.PROCESSING,
             created_at=now,
             updated_at=now,
