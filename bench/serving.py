@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.report import write_result
-from tests.support import images
+from photostore.imaging.samples import make_photo_jpeg
 from tests.support.server import ServerProcess, create_user, free_port, wait_ready_photo
 
 NGINX_CONF = """
@@ -112,11 +112,14 @@ def main() -> None:
         _, key = create_user(service.url, "bench")
         headers = {"authorization": f"Bearer {key}"}
         with httpx.Client(base_url=service.url, headers=headers, timeout=30) as client:
-            photo = client.post("/v1/photos", content=images.jpeg(1600, 1200, seed=7)).json()
+            photo = client.post("/v1/photos", content=make_photo_jpeg(4000, 3000, seed=7)).json()
             wait_ready_photo(client, photo["id"])
             thumb_path = f"/v1/photos/{photo['id']}/variants/thumb"
             body = client.get(thumb_path).content
         (work / "thumb.webp").write_bytes(body)
+        # nginx's workers drop root: they must be able to read the file.
+        work.chmod(0o755)
+        (work / "thumb.webp").chmod(0o644)
         nginx_port, bare_port = free_port(), free_port()
         procs.append(start_nginx(work, nginx_port, opts.workers))
         procs.append(start_bare(work / "thumb.webp", bare_port, opts.workers))

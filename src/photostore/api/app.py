@@ -18,6 +18,7 @@ from starlette.routing import Route
 from photostore.api import photos
 from photostore.api.context import ApiContext, context_of
 from photostore.api.docs_page import render_docs
+from photostore.api.hot_path import HotPath
 from photostore.api.metrics import ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
 from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
@@ -126,7 +127,7 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         yield "counter", "photostore_events_failed", "events given up on", labels, float(loop.stats.failed)
 
 
-def create_app(settings: Settings | None = None, role: Role | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, role: Role | None = None) -> HotPath:
     """Build the app; the stores open in its lifespan, so the factory itself does no I/O."""
     chosen = settings or load_settings()
     chosen_role: Role = role or chosen.server.role
@@ -155,10 +156,12 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> St
             for field, value in pool.model_dump().items():
                 metrics.pool_setting.labels(str(shard_id), field).set(value)
         app.state.ctx = ctx
+        hot_path.ctx = ctx
         background.start()
         try:
             yield
         finally:
+            hot_path.ctx = None
             await background.stop()
             await runtime.close()
 
@@ -173,9 +176,10 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> St
         lifespan=lifespan,
     )
     app.state.openapi = openapi_document()
-    return app
+    hot_path = HotPath(app, metrics)
+    return hot_path
 
 
-def create_app_from_environment() -> Starlette:
+def create_app_from_environment() -> HotPath:
     """Factory for ASGI servers (granian/uvicorn ``--factory``): settings from env and config file."""
     return create_app()

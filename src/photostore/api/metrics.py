@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -96,6 +97,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self._app = app
         self._metrics = metrics
+        self._bound: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,14 +117,35 @@ class MetricsMiddleware:
         try:
             await self._app(scope, receive, send_with_id)
         finally:
-            route = scope.get(ROUTE_KEY, "unmatched")
+            counter, latency = self._children(scope.get(ROUTE_KEY, "unmatched"), scope["method"], status)
+            counter.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _children(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        # Looking up labelled children costs more than the update itself: keep them.
+        key = (route, method, status)
+        found = self._bound.get(key)
+        if found is None:
             m = self._metrics
-            m.requests.labels(m.service, m.region, route, scope["method"], str(status)).inc()
-            m.latency.labels(m.service, m.region, route).observe(time.perf_counter() - started)
+            found = (
+                m.requests.labels(m.service, m.region, route, method, str(status)),
+                m.latency.labels(m.service, m.region, route),
+            )
+            self._bound[key] = found
+        return found
+
+
+# Request ids: a random per-process prefix and a counter; unique without a syscall per request.
+_ID_PREFIX = uuid.uuid4().hex[:12]
+_id_counter = itertools.count(1)
+
+
+def next_request_id() -> bytes:
+    return f"{_ID_PREFIX}-{next(_id_counter):x}".encode()
 
 
 def _request_id(scope: Scope) -> bytes:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and 0 < len(value) <= 128:
             return bytes(value)
-    return uuid.uuid4().hex.encode()
+    return next_request_id()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from photostore.cache.memory import MemoryCache
@@ -11,9 +13,11 @@ from photostore.domain import Scope
 from photostore.errors import Forbidden, Unauthorized
 from photostore.metadata.port import MetadataStore
 from photostore.pipeline.keys import parse_key, secret_matches, secret_sha256
+from photostore.pipeline.memo import Memo
 
 # A revoked key keeps working on a process for at most this long (its cached verdict's lifetime).
 AUTH_CACHE_TTL_S = 30.0
+VERIFIED_MEMO_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +26,11 @@ class Principal:
     key_id: str
     scopes: frozenset[Scope]
 
+    def can(self, scope: Scope) -> bool:
+        return scope in self.scopes or Scope.ADMIN in self.scopes
+
     def require(self, scope: Scope) -> None:
-        if scope not in self.scopes and Scope.ADMIN not in self.scopes:
+        if not self.can(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
 
 
@@ -37,11 +44,30 @@ def _bearer(header: str | None) -> str:
 
 
 class Authenticator:
-    def __init__(self, metadata: MetadataStore, cache: MemoryCache) -> None:
+    def __init__(
+        self, metadata: MetadataStore, cache: MemoryCache, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._metadata = metadata
         self._cache = cache
+        # Verified headers of this process: a repeat request skips parsing and hashing.
+        self._verified: Memo[str, Principal] = Memo(VERIFIED_MEMO_SIZE, AUTH_CACHE_TTL_S, clock)
+
+    def verified(self, header: str) -> Principal | None:
+        """The principal of an Authorization header this process verified recently, else None."""
+        return self._verified.get(header)
+
+    def forget(self) -> None:
+        self._verified.clear()
 
     async def authenticate(self, header: str | None) -> Principal:
+        if header is not None and (known := self._verified.get(header)) is not None:
+            return known
+        principal = await self._verify(header)
+        assert header is not None  # _verify refuses a missing header
+        self._verified.put(header, principal)
+        return principal
+
+    async def _verify(self, header: str | None) -> Principal:
         token = _bearer(header)
         parsed = parse_key(token)
         if parsed is None:

@@ -19,9 +19,11 @@ from photostore.domain import PhotoStatus
 from photostore.errors import PhotoNotFound
 from photostore.metadata.port import MetadataStore
 from photostore.pipeline import cache_keys
+from photostore.pipeline.memo import Memo
 from photostore.pipeline.views import photo_json
 
 READY_TTL_S = 300.0
+DECODED_MEMO_SIZE = 4096
 PROCESSING_TTL_S = 1.0
 ORIGINAL = "original"
 
@@ -62,20 +64,45 @@ class PhotoReader:
         self._blobs = blobs
         self._cache = cache
         self._include_location = include_location
+        # Decoded views by their cached bytes: a changed view is new bytes, so never stale.
+        self._decoded: Memo[bytes, PhotoView] = Memo(DECODED_MEMO_SIZE, READY_TTL_S)
+
+    def _cached_view(self, photo_id_text: str) -> PhotoView | None:
+        raw = self._cache.get_now(cache_keys.photo_view_text(photo_id_text))
+        if raw is None:
+            return None
+        view = self._decoded.get(raw)
+        if view is None:
+            view = _decode(raw)
+            self._decoded.put(raw, view)
+        return view
 
     async def view(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
         """The owner's view of a live photo; PhotoNotFound for anyone else, or if deleted."""
-        key = cache_keys.photo_view(photo_id)
-        raw = self._cache.get_now(key)
-        if raw is not None:
-            view = _decode(raw)
-        else:
+        view = self._cached_view(str(photo_id))
+        if view is None:
             view = await self._load(owner_id, photo_id)
             ttl = READY_TTL_S if view.status == PhotoStatus.READY.value else PROCESSING_TTL_S
-            self._cache.set_now(key, _encode(view), ttl)
+            raw = _encode(view)
+            self._cache.set_now(cache_keys.photo_view(photo_id), raw, ttl)
+            self._decoded.put(raw, view)
         if view.owner_hex != owner_id.hex:
             raise PhotoNotFound()
         return view
+
+    def cached_derivative(
+        self, photo_id_text: str, name: str, owner_hex: str
+    ) -> tuple[BlobRef, bytes] | None:
+        """A derivative's reference and bytes when both are cached and ``owner_hex`` owns the
+        photo; None in every other case (the caller then takes the full path)."""
+        view = self._cached_view(photo_id_text)
+        if view is None or view.owner_hex != owner_hex or name == ORIGINAL:
+            return None
+        ref = view.blobs.get(name)
+        if ref is None:
+            return None
+        data = self._cache.get_now(cache_keys.blob(ref.bucket, ref.key))
+        return None if data is None else (ref, data)
 
     async def _load(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
         photo = await self._metadata.get_photo(owner_id, photo_id)

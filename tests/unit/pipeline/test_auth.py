@@ -51,7 +51,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     cache = MemoryCache(max_bytes=1 << 20, default_ttl_s=300, max_item_bytes=1 << 16, clock=clock)
     await store.start()
     try:
-        yield Env(store, cache, clock, Authenticator(store, cache))
+        yield Env(store, cache, clock, Authenticator(store, cache, clock))
     finally:
         await store.close()
 
@@ -100,11 +100,13 @@ async def test_each_user_gets_their_own_principal(env: Env) -> None:
     assert (await env.auth.authenticate(bearer(alice_key))).user_id == alice.id
 
 
-async def test_a_revoked_key_fails_once_its_cache_entry_is_gone(env: Env) -> None:
+async def test_a_revoked_key_fails_once_its_cached_verdicts_are_gone(env: Env) -> None:
     user, token = await create_user(env.store, "alice")
     principal = await env.auth.authenticate(bearer(token))
     assert await env.store.revoke_api_key(user.id, principal.key_id)
     env.cache.clear()
+    assert await env.auth.authenticate(bearer(token)) == principal  # this process's memo still has it
+    env.auth.forget()
     with pytest.raises(Unauthorized):
         await env.auth.authenticate(bearer(token))
 
