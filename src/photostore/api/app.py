@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import orjson
@@ -31,6 +33,8 @@ from photostore.runtime import open_runtime
 from photostore.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+BLOCKING_THREADS = 64
 
 
 async def healthz(request: Request) -> Response:
@@ -135,6 +139,9 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Blob fsyncs park a thread each while the disk works; the default pool (cores + 4) would
+        # leave hashing, probing and image work queued behind them.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=BLOCKING_THREADS))
         runtime = await open_runtime(chosen)
         background = BackgroundServices(runtime, chosen_role)
         ctx = ApiContext(

@@ -1,8 +1,7 @@
-"""Reading upload bodies: bounded in size, hashed as they stream, raw or multipart."""
+"""Reading upload bodies: bounded in size as they stream, raw or multipart."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
@@ -16,7 +15,6 @@ from photostore.errors import BadRequest, EmptyBody, PayloadTooLarge
 @dataclass(frozen=True, slots=True)
 class UploadBody:
     data: bytes
-    sha256: str
     filename: str | None
 
 
@@ -80,4 +78,4 @@ async def read_upload(request: Request, limit: int) -> UploadBody:
         filename = _filename_from_headers(request)
     if not data:
         raise EmptyBody("send the image as the request body or as the multipart field 'file'")
-    return UploadBody(data=data, sha256=hashlib.sha256(data).hexdigest(), filename=filename)
+    return UploadBody(data=data, filename=filename)

@@ -81,15 +81,16 @@ async def post_photo(request: Request) -> Response:
     try:
         idempotency_key = _idempotency_key(request)
         body = await read_upload(request, ctx.runtime.settings.limits.max_upload_bytes)
-        result = await ctx.uploads.upload(
-            principal.user_id, body.data, body.sha256, body.filename, idempotency_key
-        )
+        result = await ctx.uploads.upload(principal.user_id, body.data, body.filename, idempotency_key)
     finally:
         ctx.metrics.concurrent_uploads.dec()
     ctx.metrics.uploads.labels("created" if result.created else "deduplicated").inc()
     if result.created:
         ctx.metrics.upload_bytes.inc(result.photo.bytes)
-    view = await ctx.reader.view(principal.user_id, result.photo.id)
+    if result.inserted:
+        view = ctx.reader.fresh_view(result.photo)
+    else:
+        view = await ctx.reader.view(principal.user_id, result.photo.id)
     location = {"location": f"/v1/photos/{result.photo.id}"}
     return json_response(view.json, 201 if result.created else 200, location)
 

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable, RowMapping, Select, func, insert, select, update
@@ -44,6 +45,7 @@ from photostore.ids import placement_key_of
 from photostore.metadata import rows
 from photostore.metadata.dialect import insert_or_ignore, upsert
 from photostore.metadata.engines import is_sqlite, single_read_options, write_options
+from photostore.metadata.group_commit import GroupCommit
 from photostore.metadata.migrate import migrate
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.schema import (
@@ -85,6 +87,8 @@ class SqlMetadataStore:
         self._write_locks = {
             sid: asyncio.Lock() for sid, engine in self._engines.items() if is_sqlite(engine)
         }
+        # Concurrent photo inserts of a shard share one transaction (and one fsync).
+        self._inserts: dict[int, GroupCommit[tuple[Photo, Sequence[NewEvent]], tuple[Photo, bool]]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -201,28 +205,44 @@ class SqlMetadataStore:
         """Insert ``photo`` and ``events`` atomically -> (photo, True); on a live (owner, sha256)
         duplicate -> (existing photo, False) with nothing written, also under concurrent inserts."""
         self._check_new_photo(photo)
-        async with self._writing(self.shard_of(photo.owner_id), "insert_photo") as conn:
-            stmt = insert_or_ignore(conn.dialect.name, photos).values(rows.photo_row(photo))
-            inserted = (await conn.execute(stmt.returning(photos.c.id))).first()
-            if inserted is not None:
-                await self._append_events(conn, events)
-                return photo, True
-            # A unique index said no: the (owner, sha256) of a live photo, or (rarely) the id.
-            found = await conn.execute(
-                select(photos).where(
-                    (photos.c.user_id == photo.owner_id)
-                    & (photos.c.sha256 == photo.sha256)
-                    & photos.c.deleted_at.is_(None)
-                )
+        shard_id = self.shard_of(photo.owner_id)
+        batcher = self._inserts.get(shard_id)
+        if batcher is None:
+            batcher = GroupCommit(partial(self._insert_batch, shard_id))
+            self._inserts[shard_id] = batcher
+        return await batcher.submit((photo, events))
+
+    async def _insert_batch(
+        self, shard_id: int, batch: list[tuple[Photo, Sequence[NewEvent]]]
+    ) -> list[tuple[Photo, bool] | Exception]:
+        """Insert many photos in one transaction; one item's conflict does not fail the others."""
+        async with self._writing(shard_id, "insert_photo") as conn:
+            return [await self._insert_one(conn, photo, events) for photo, events in batch]
+
+    async def _insert_one(
+        self, conn: AsyncConnection, photo: Photo, events: Sequence[NewEvent]
+    ) -> tuple[Photo, bool] | Exception:
+        stmt = insert_or_ignore(conn.dialect.name, photos).values(rows.photo_row(photo))
+        inserted = (await conn.execute(stmt.returning(photos.c.id))).first()
+        if inserted is not None:
+            await self._append_events(conn, events)
+            return photo, True
+        # A unique index said no: the (owner, sha256) of a live photo, or (rarely) the id.
+        found = await conn.execute(
+            select(photos).where(
+                (photos.c.user_id == photo.owner_id)
+                & (photos.c.sha256 == photo.sha256)
+                & photos.c.deleted_at.is_(None)
             )
-            existing = found.mappings().first()
-            if existing is not None:
-                return rows.to_photo(existing), False
-            if photo.idempotency_key is not None:
-                keyed = await conn.execute(_by_idempotency_key(photo.owner_id, photo.idempotency_key))
-                if keyed.first() is not None:
-                    raise IdempotencyKeyReused()
-            raise Conflict(f"photo id {photo.id} already exists")
+        )
+        existing = found.mappings().first()
+        if existing is not None:
+            return rows.to_photo(existing), False
+        if photo.idempotency_key is not None:
+            keyed = await conn.execute(_by_idempotency_key(photo.owner_id, photo.idempotency_key))
+            if keyed.first() is not None:
+                return IdempotencyKeyReused()
+        return Conflict(f"photo id {photo.id} already exists")
 
     async def get_photo(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> Photo | None:
         """The live photo, or None when unknown, deleted, or owned by someone else."""

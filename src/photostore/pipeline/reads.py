@@ -15,7 +15,7 @@ import orjson
 
 from photostore.blobs.port import BlobStore
 from photostore.cache.memory import MemoryCache
-from photostore.domain import PhotoStatus
+from photostore.domain import Photo, PhotoStatus, Variant
 from photostore.errors import PhotoNotFound
 from photostore.metadata.port import MetadataStore
 from photostore.pipeline import cache_keys
@@ -81,13 +81,24 @@ class PhotoReader:
         """The owner's view of a live photo; PhotoNotFound for anyone else, or if deleted."""
         view = self._cached_view(str(photo_id))
         if view is None:
-            view = await self._load(owner_id, photo_id)
-            ttl = READY_TTL_S if view.status == PhotoStatus.READY.value else PROCESSING_TTL_S
-            raw = _encode(view)
-            self._cache.set_now(cache_keys.photo_view(photo_id), raw, ttl)
-            self._decoded.put(raw, view)
+            photo = await self._metadata.get_photo(owner_id, photo_id)
+            if photo is None:
+                raise PhotoNotFound()
+            view = self._remember(photo, await self._metadata.list_variants(photo_id))
         if view.owner_hex != owner_id.hex:
             raise PhotoNotFound()
+        return view
+
+    def fresh_view(self, photo: Photo) -> PhotoView:
+        """The view of a photo just inserted: no variants yet, so no database read is needed."""
+        return self._remember(photo, [])
+
+    def _remember(self, photo: Photo, variants: list[Variant]) -> PhotoView:
+        view = self._view_of(photo, variants)
+        ttl = READY_TTL_S if view.status == PhotoStatus.READY.value else PROCESSING_TTL_S
+        raw = _encode(view)
+        self._cache.set_now(cache_keys.photo_view(photo.id), raw, ttl)
+        self._decoded.put(raw, view)
         return view
 
     def cached_derivative(
@@ -104,18 +115,14 @@ class PhotoReader:
         data = self._cache.get_now(cache_keys.blob(ref.bucket, ref.key))
         return None if data is None else (ref, data)
 
-    async def _load(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
-        photo = await self._metadata.get_photo(owner_id, photo_id)
-        if photo is None:
-            raise PhotoNotFound()
-        variants = await self._metadata.list_variants(photo_id)
+    def _view_of(self, photo: Photo, variants: list[Variant]) -> PhotoView:
         blobs = {
             ORIGINAL: BlobRef(photo.bucket, photo.storage_path, photo.content_type, photo.sha256, photo.bytes)
         }
         for v in variants:
             blobs[v.name] = BlobRef(v.bucket, v.storage_path, v.content_type, v.sha256, v.bytes)
         json = photo_json(photo, variants, include_location=self._include_location)
-        return PhotoView(owner_id.hex, photo.status.value, json, blobs)
+        return PhotoView(photo.owner_id.hex, photo.status.value, json, blobs)
 
     async def read_bytes(self, ref: BlobRef, *, cacheable: bool) -> bytes:
         """The whole object, from the cache when it is a small immutable derivative."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import uuid
@@ -28,7 +29,8 @@ _UNSAFE_FILENAME = re.compile(r"[^\w .()+,=@-]+")
 @dataclass(frozen=True, slots=True)
 class UploadResult:
     photo: Photo
-    created: bool
+    created: bool  # answer 201 (a new photo, or the replay of one), else 200
+    inserted: bool = False  # this call wrote the row
 
 
 def clean_filename(name: str | None, fallback: str) -> str:
@@ -37,6 +39,10 @@ def clean_filename(name: str | None, fallback: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _UNSAFE_FILENAME.sub("_", base).strip(" .")[:255]
     return cleaned or fallback
+
+
+def _hash_and_probe(data: bytes, limits: LimitSettings) -> tuple[str, ImageInfo]:
+    return hashlib.sha256(data).hexdigest(), probe(data, limits)
 
 
 class UploadService:
@@ -61,7 +67,6 @@ class UploadService:
         self,
         owner_id: uuid.UUID,
         data: bytes,
-        sha256: str,
         filename: str | None = None,
         idempotency_key: str | None = None,
     ) -> UploadResult:
@@ -71,20 +76,26 @@ class UploadService:
         with the Idempotency-Key of an earlier upload of the same bytes replays its answer
         (created=True); the same key with other bytes raises IdempotencyKeyReused.
         """
-        if idempotency_key is not None:
-            earlier = await self._metadata.get_photo_by_idempotency_key(owner_id, idempotency_key)
-            if earlier is not None:
-                if earlier.sha256 != sha256:
-                    raise IdempotencyKeyReused()
-                return UploadResult(earlier, created=True)
-        existing = await self._metadata.get_photo_by_sha256(owner_id, sha256)
-        if existing is not None:
-            return UploadResult(existing, created=False)
-        info = await asyncio.to_thread(probe, data, self._limits)
+        # Off the event loop, in one hop: both read every byte (hashlib releases the GIL).
+        sha256, info = await asyncio.to_thread(_hash_and_probe, data, self._limits)
         photo = replace(
             self._new_photo(owner_id, data, sha256, filename, info), idempotency_key=idempotency_key
         )
-        await self._blobs.put(photo.bucket, photo.storage_path, data, info.content_type)
+        # The lookup for an earlier copy runs while the bytes go to disk, off the critical path;
+        # when it finds one, the fresh copy is dropped again.
+        earlier, put_outcome = await asyncio.gather(
+            self._earlier(owner_id, sha256, idempotency_key),
+            self._blobs.put(photo.bucket, photo.storage_path, data, info.content_type),
+            return_exceptions=True,
+        )
+        if isinstance(earlier, BaseException) or earlier is not None:
+            if not isinstance(put_outcome, BaseException):
+                await self._discard(photo)
+            if isinstance(earlier, BaseException):
+                raise earlier
+            return earlier
+        if isinstance(put_outcome, BaseException):
+            raise put_outcome
         event = photo_event(TOPIC_UPLOAD, PHOTO_UPLOADED, photo.id, owner_id)
         try:
             stored, created = await self._metadata.insert_photo(photo, [event])
@@ -96,7 +107,21 @@ class UploadService:
             await self._discard(photo)
             return UploadResult(stored, created=False)
         self._notifier.notify()
-        return UploadResult(stored, created=True)
+        return UploadResult(stored, created=True, inserted=True)
+
+    async def _earlier(
+        self, owner_id: uuid.UUID, sha256: str, idempotency_key: str | None
+    ) -> UploadResult | None:
+        """The answer an earlier upload already settled: its replay, or the owner's copy of these
+        bytes; None when this upload is new."""
+        if idempotency_key is not None:
+            keyed = await self._metadata.get_photo_by_idempotency_key(owner_id, idempotency_key)
+            if keyed is not None:
+                if keyed.sha256 != sha256:
+                    raise IdempotencyKeyReused()
+                return UploadResult(keyed, created=True)
+        existing = await self._metadata.get_photo_by_sha256(owner_id, sha256)
+        return None if existing is None else UploadResult(existing, created=False)
 
     def _new_photo(
         self, owner_id: uuid.UUID, data: bytes, sha256: str, filename: str | None, info: ImageInfo
