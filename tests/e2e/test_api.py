@@ -263,3 +263,30 @@ def test_unknown_ids_routes_and_variants(alice: httpx.Client) -> None:
     assert_problem(alice.put("/v1/photos"), 405, "method_not_allowed")
     photo = alice.post("/v1/photos", content=images.png(seed=6)).json()
     assert_problem(alice.get(f"/v1/photos/{photo['id']}/variants/huge"), 404, "unknown_variant")
+
+
+def test_metrics_count_uploads_derivatives_cache_and_lag(server: ServerProcess, alice: httpx.Client) -> None:
+    photo = alice.post("/v1/photos", content=images.jpeg(240, 180, seed=12)).json()
+    wait_ready_photo(alice, photo["id"])
+    alice.get(f"/v1/photos/{photo['id']}/variants/thumb")
+    deadline = time.monotonic() + 15
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{server.url}/metrics").text
+        if 'photostore_consumer_lag{group="thumbnails"' in text:
+            break
+        time.sleep(0.5)
+    assert 'photostore_consumer_lag{group="thumbnails"' in text
+    assert 'photostore_uploads_total{result="created"}' in text
+    for name in (
+        "photostore_derivatives_total",
+        "photostore_cache_hits_total",
+        "photostore_concurrent_uploads",
+    ):
+        assert name in text
+    served = [
+        line
+        for line in text.splitlines()
+        if line.startswith("photostore_requests_total") and "variants" in line and 'status="200"' in line
+    ]
+    assert served, "the thumbnail GETs are counted"

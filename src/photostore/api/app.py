@@ -26,15 +26,17 @@ from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
 from photostore.errors import PhotostoreError
 from photostore.pipeline.auth import Authenticator
+from photostore.pipeline.messages import TOPIC_PROCESSING, TOPIC_THUMBNAILS, TOPIC_UPLOAD
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices, Role
 from photostore.pipeline.upload import UploadService
-from photostore.runtime import open_runtime
+from photostore.runtime import Runtime, open_runtime
 from photostore.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 BLOCKING_THREADS = 64
+LAG_EXPORT_INTERVAL_S = 5.0
 
 
 async def healthz(request: Request) -> Response:
@@ -131,6 +133,19 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         yield "counter", "photostore_events_failed", "events given up on", labels, float(loop.stats.failed)
 
 
+async def export_lag(runtime: Runtime, metrics: ApiMetrics) -> None:
+    """Refresh the consumer-lag gauge of every group and partition, every few seconds."""
+    groups = (("dispatch", TOPIC_UPLOAD), ("processing", TOPIC_PROCESSING), ("thumbnails", TOPIC_THUMBNAILS))
+    while True:
+        try:
+            for group, topic in groups:
+                for partition, lag in (await runtime.events.lag(group, topic)).items():
+                    metrics.consumer_lag.labels(group, topic, str(partition)).set(lag)
+        except PhotostoreError as exc:
+            log.warning("could not read consumer lag: %s", exc.detail)
+        await asyncio.sleep(LAG_EXPORT_INTERVAL_S)
+
+
 def create_app(settings: Settings | None = None, role: Role | None = None) -> HotPath:
     """Build the app; the stores open in its lifespan, so the factory itself does no I/O."""
     chosen = settings or load_settings()
@@ -165,10 +180,13 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
         app.state.ctx = ctx
         hot_path.ctx = ctx
         background.start()
+        lag_export = asyncio.create_task(export_lag(runtime, metrics))
         try:
             yield
         finally:
             hot_path.ctx = None
+            lag_export.cancel()
+            await asyncio.gather(lag_export, return_exceptions=True)
             await background.stop()
             await runtime.close()
 

@@ -1,0 +1,132 @@
+"""The pipeline in one process on real embedded stores: upload, relay, the three consumer groups,
+then every event delivered a second time, as at-least-once delivery will do after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from photostore.domain import PhotoStatus
+from photostore.events.port import Record
+from photostore.pipeline.handlers import PipelineHandlers
+from photostore.pipeline.messages import (
+    PHOTO_DELETED,
+    TOPIC_PROCESSING,
+    TOPIC_THUMBNAILS,
+    TOPIC_UPLOAD,
+    photo_event,
+)
+from photostore.pipeline.relay import OutboxRelay
+from photostore.pipeline.upload import UploadService
+from photostore.pipeline.users import create_user
+from photostore.runtime import Runtime, open_runtime
+from photostore.settings import load_settings
+from tests.support import images
+
+Handler = Callable[[Record], Awaitable[None]]
+
+
+@dataclass
+class Pipeline:
+    runtime: Runtime
+    uploads: UploadService
+    relay: OutboxRelay
+    handlers: PipelineHandlers
+
+    async def deliver(self, group: str, topic: str, handle: Handler) -> list[Record]:
+        """Relay pending events, then hand ``group`` everything new on ``topic`` once."""
+        await self.relay.drain_all()
+        consumer = await self.runtime.events.consumer(group, topic)
+        try:
+            records = await consumer.poll(100, 2.0)
+            for record in records:
+                await handle(record)
+            await consumer.commit(records)
+        finally:
+            await consumer.close()
+        return records
+
+    async def run_all_stages(self) -> list[tuple[Handler, Record]]:
+        h = self.handlers
+        delivered: list[tuple[Handler, Record]] = []
+        for group, topic, handle in (
+            ("dispatch", TOPIC_UPLOAD, h.dispatch),
+            ("processing", TOPIC_PROCESSING, h.process),
+            ("thumbnails", TOPIC_THUMBNAILS, h.thumbnails),
+        ):
+            delivered += [(handle, r) for r in await self.deliver(group, topic, handle)]
+        return delivered
+
+
+@pytest.fixture
+async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
+    settings = load_settings(data_dir=tmp_path / "data")
+    runtime = await open_runtime(settings)
+    try:
+        yield Pipeline(
+            runtime,
+            UploadService(
+                runtime.metadata, runtime.blobs, runtime.bucket_map, settings.limits, runtime.notifier
+            ),
+            OutboxRelay(runtime.metadata, runtime.events, runtime.notifier, 0.05),
+            PipelineHandlers(settings, runtime.metadata, runtime.blobs, runtime.cache, runtime.notifier),
+        )
+    finally:
+        await runtime.close()
+
+
+def bucket_files(runtime: Runtime) -> set[Path]:
+    return {p for p in (runtime.settings.data_dir / "buckets").rglob("*") if p.is_file()}
+
+
+async def end_offsets(runtime: Runtime) -> dict[str, int]:
+    return {t.name: sum(t.end_offsets.values()) for t in await runtime.events.topics()}
+
+
+async def test_each_stage_runs_once_and_redelivery_changes_nothing(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    user, _ = await create_user(runtime.metadata, "alice")
+    photo = (await pipeline.uploads.upload(user.id, images.jpeg(640, 480, seed=1))).photo
+
+    delivered = await pipeline.run_all_stages()
+    assert [r.topic for _, r in delivered] == [TOPIC_UPLOAD, TOPIC_PROCESSING, TOPIC_THUMBNAILS]
+    ready = await runtime.metadata.get_photo_any_state(photo.id)
+    assert ready is not None
+    assert ready.status is PhotoStatus.READY
+    assert ready.placeholder
+    variants = await runtime.metadata.list_variants(photo.id)
+    assert sorted(v.name for v in variants) == ["preview", "thumb"]
+    files, offsets = bucket_files(runtime), await end_offsets(runtime)
+    assert len(files) == 3
+
+    for handle, record in delivered:  # every event again, in order
+        await handle(record)
+    assert await pipeline.relay.drain_all() == 0  # no new event was written
+    assert await runtime.metadata.get_photo_any_state(photo.id) == ready
+    assert await runtime.metadata.list_variants(photo.id) == variants
+    assert bucket_files(runtime) == files
+    assert await end_offsets(runtime) == offsets
+
+
+async def test_a_deleted_photo_is_cleaned_up_once_and_never_revived(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    user, _ = await create_user(runtime.metadata, "bob")
+    photo = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=2))).photo
+    stages = await pipeline.run_all_stages()
+    assert len(bucket_files(runtime)) == 3
+
+    deleted = photo_event(TOPIC_UPLOAD, PHOTO_DELETED, photo.id, user.id)
+    assert await runtime.metadata.delete_photo(user.id, photo.id, [deleted]) is not None
+    cleanup = await pipeline.deliver("dispatch", TOPIC_UPLOAD, pipeline.handlers.dispatch)
+    assert len(cleanup) == 1
+    assert bucket_files(runtime) == set()
+
+    # Late redeliveries of the upload's stages and of the delete itself change nothing.
+    for handle, record in [*stages, (pipeline.handlers.dispatch, cleanup[0])]:
+        await handle(record)
+    assert bucket_files(runtime) == set()
+    assert await runtime.metadata.get_photo(user.id, photo.id) is None
+    assert await pipeline.relay.drain_all() == 0
