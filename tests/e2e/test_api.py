@@ -290,3 +290,29 @@ def test_metrics_count_uploads_derivatives_cache_and_lag(server: ServerProcess, 
         if line.startswith("photostore_requests_total") and "variants" in line and 'status="200"' in line
     ]
     assert served, "the thumbnail GETs are counted"
+
+
+def test_cached_thumbnail_answers_match_the_full_path_and_stay_private(
+    alice: httpx.Client, bob: httpx.Client
+) -> None:
+    photo = alice.post("/v1/photos", content=images.jpeg(500, 500, seed=13)).json()
+    wait_ready_photo(alice, photo["id"])
+    path = f"/v1/photos/{photo['id']}/variants/thumb"
+    first = alice.get(path)  # fills the cache through the full path
+    second = alice.get(path)  # answered from the cache before routing
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    for header in ("content-type", "content-length", "etag", "cache-control", "accept-ranges"):
+        assert first.headers[header] == second.headers[header], header
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    assert second.headers["x-request-id"]
+    echoed = alice.get(path, headers={"x-request-id": "trace-me-42"})
+    assert echoed.headers["x-request-id"] == "trace-me-42"
+    assert_problem(bob.get(path), 404, "photo_not_found")
+    assert_problem(httpx.get(f"{alice.base_url}{path}"), 401, "unauthorized")
+    # Conditional and range requests take the full path and still work.
+    assert alice.get(path, headers={"if-none-match": first.headers["etag"]}).status_code == 304
+    assert alice.get(path, headers={"range": "bytes=0-9"}).content == first.content[:10]
+    # Deleting the photo ends the cached answers at once.
+    assert alice.delete(f"/v1/photos/{photo['id']}").status_code == 204
+    assert_problem(alice.get(path), 404, "photo_not_found")
