@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench clean
+.PHONY: run test install lint typecheck bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ typecheck: $(STAMP)
 ## Benchmarks (not part of the test suite); figures go to docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+## The peers the benchmarks run beside photostore (Debian packages; needs root).
+bench-deps:
+	apt-get install -y nginx-light wrk libvips-tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -84,6 +84,24 @@ async def service_uploads(
     return count / elapsed
 
 
+def session_cpu_s(session_id: int) -> float:
+    """CPU seconds (user + system) of every live process in a session (the server's group)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[3]) == session_id:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,21 +118,29 @@ def main() -> None:
     server = ServerProcess(work / "data", role="api", env={"PHOTOSTORE_LOG_LEVEL": "error"}).start()
     service_runs: list[float] = []
     raw_runs: list[float] = []
+    cpu = {"server": 0.0, "client": 0.0, "raw": 0.0}
     try:
         _, key = create_user(server.url, "bench")
         for round_no in range(opts.rounds):
             run = f"r{round_no}"
+            assert server.process is not None
+            server_before, client_before = session_cpu_s(server.process.pid), own_cpu_s()
             service_runs.append(
                 asyncio.run(service_uploads(server, key, base, opts.photos, opts.concurrency, run))
             )
+            cpu["server"] += session_cpu_s(server.process.pid) - server_before
+            cpu["client"] += own_cpu_s() - client_before
+            raw_before = own_cpu_s()
             raw_runs.append(
                 asyncio.run(raw_puts(work / "raw" / "photos-0", base, opts.photos, opts.concurrency, run))
             )
+            cpu["raw"] += own_cpu_s() - raw_before
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     service, raw = statistics.median(service_runs), statistics.median(raw_runs)
+    uploads = opts.photos * opts.rounds
     table = "\n".join(
         [
             f"{opts.photos} distinct {opts.width}x{opts.height} JPEGs of {len(base) / 1e6:.1f} MB per run, "
@@ -132,6 +158,12 @@ def main() -> None:
             "| ratio | value | goal |",
             "|---|---:|---|",
             f"| service / raw put | {service / raw:.3f} | >= 0.8 |",
+            "",
+            "CPU per photo (user + system, all rounds): "
+            f"server {cpu['server'] / uploads * 1e3:.1f} ms + load client "
+            f"{cpu['client'] / uploads * 1e3:.1f} ms "
+            f"for an upload, {cpu['raw'] / uploads * 1e3:.1f} ms for a raw put "
+            f"(on {os.cpu_count()} cores).",
         ]
     )
     print(table)
