@@ -39,6 +39,7 @@ bench: $(STAMP)
 ## The peers the benchmarks run beside photostore (Debian packages; needs root).
 bench-deps:
 	apt-get install -y nginx-light wrk libvips-tools
+	pkill -x nginx || true  # the package may start a system nginx on port 80; the bench runs its own
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
