@@ -5,56 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
 
 from tests.support import images
+from tests.support.http import assert_problem, bucket_files
 from tests.support.server import ADMIN_TOKEN, ServerProcess, create_user, wait_ready_photo
-
-PROBLEM = "application/problem+json"
-MAX_UPLOAD = 3 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    proc = ServerProcess(data_dir, env={"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}).start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def alice(server: ServerProcess) -> Iterator[httpx.Client]:
-    _, key = create_user(server.url, "alice")
-    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def bob(server: ServerProcess) -> Iterator[httpx.Client]:
-    _, key = create_user(server.url, "bob")
-    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
-        yield c
-
-
-def bucket_files(server: ServerProcess) -> set[Path]:
-    root = server.data_dir / "buckets"
-    return {p for p in root.rglob("*") if p.is_file()}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
 
 
 def test_health_ready_metrics_docs(server: ServerProcess) -> None:

@@ -5,45 +5,13 @@ A server of its own, so that no other test's background work changes the files c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
+from tests.e2e.conftest import MAX_UPLOAD
 from tests.support import images
-from tests.support.server import ServerProcess, create_user
-
-PROBLEM = "application/problem+json"
-MAX_UPLOAD = 3 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("bad-input") / "data"
-    proc = ServerProcess(data_dir, env={"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}).start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def alice(server: ServerProcess) -> Iterator[httpx.Client]:
-    _, key = create_user(server.url, "alice")
-    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
-        yield c
-
-
-def bucket_files(server: ServerProcess) -> set[Path]:
-    return {p for p in (server.data_dir / "buckets").rglob("*") if p.is_file()}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert (body["code"], body["status"]) == (code, status)
-    assert body["title"]
-    assert body["detail"]
+from tests.support.http import assert_problem, bucket_files
+from tests.support.server import ServerProcess
 
 
 @pytest.mark.parametrize(
