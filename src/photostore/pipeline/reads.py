@@ -22,7 +22,11 @@ from photostore.pipeline import cache_keys
 from photostore.pipeline.memo import Memo
 from photostore.pipeline.views import photo_json
 
-READY_TTL_S = 300.0
+# A view is dropped at once by the process that deletes or changes its photo; other processes
+# (several HTTP workers) see the change when their copy expires, so views live briefly.
+READY_TTL_S = 10.0
+# Derivative bytes never change under their key; they are reachable only through a live view.
+BLOB_TTL_S = 300.0
 DECODED_MEMO_SIZE = 4096
 PROCESSING_TTL_S = 1.0
 ORIGINAL = "original"
@@ -133,7 +137,7 @@ class PhotoReader:
                 return data
         data = await self._blobs.get(ref.bucket, ref.key)
         if cacheable:
-            self._cache.set_now(key, data, READY_TTL_S)
+            self._cache.set_now(key, data, BLOB_TTL_S)
         return data
 
     async def read_range(self, ref: BlobRef, start: int, end: int) -> bytes:
