@@ -563,6 +563,23 @@ async def test_variants_are_upserted_by_name(env: Env) -> None:
     assert ready.status is PhotoStatus.READY
 
 
+async def test_variants_of_many_photos_in_one_call_only_the_owners(env: Env) -> None:
+    user = await new_user(env)
+    made, bare = photo_of(user), photo_of(user)
+    stranger = neighbour_of(user)  # same shard, another owner
+    await env.store.create_user(stranger)
+    theirs = photo_of(stranger)
+    for photo in (made, bare, theirs):
+        await env.store.insert_photo(photo, [])
+    for photo in (made, theirs):
+        variants = [variant_of(photo, "thumb", 256), variant_of(photo, "preview", 1440)]
+        await env.store.apply_photo_update("thumbs", uuid.uuid4(), photo.id, PhotoChanges(), variants, [])
+    found = await env.store.variants_of(user.id, [made.id, bare.id, theirs.id])
+    assert set(found) == {made.id}
+    assert found[made.id] == await env.store.list_variants(made.id)
+    assert await env.store.variants_of(user.id, []) == {}
+
+
 # --- outbox and operations --------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from photostore.cache.memory import MemoryCache
 from photostore.domain import PhotoStatus
 from photostore.events.port import Record
 from photostore.pipeline.handlers import PipelineHandlers
@@ -19,6 +20,7 @@ from photostore.pipeline.messages import (
     TOPIC_UPLOAD,
     photo_event,
 )
+from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.relay import OutboxRelay
 from photostore.pipeline.upload import UploadService
 from photostore.pipeline.users import create_user
@@ -130,3 +132,23 @@ async def test_a_deleted_photo_is_cleaned_up_once_and_never_revived(pipeline: Pi
     assert bucket_files(runtime) == set()
     assert await runtime.metadata.get_photo(user.id, photo.id) is None
     assert await pipeline.relay.drain_all() == 0
+
+
+async def test_a_page_of_views_reads_variants_once_for_all_photos(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    user, _ = await create_user(runtime.metadata, "carol")
+    ids = [
+        (await pipeline.uploads.upload(user.id, images.jpeg(200, 150, seed=10 + i))).photo.id
+        for i in range(3)
+    ]
+    await pipeline.run_all_stages()
+    reader = PhotoReader(runtime.metadata, runtime.blobs, MemoryCache(1 << 20, 60, 1 << 16), True)
+    page = await runtime.metadata.list_photos(user.id, 10)
+    views = await reader.page_views(user.id, page)
+    assert [v.json["id"] for v in views] == [str(i) for i in reversed(ids)]
+    for view in views:
+        assert view.status == "ready"
+        assert set(view.json["variants"]) == {"thumb", "preview"}
+        assert set(view.blobs) == {"original", "thumb", "preview"}
+    # The views are cached now: the single-photo read gives the same answer.
+    assert (await reader.view(user.id, ids[0])).json == views[-1].json

@@ -155,7 +155,7 @@ async def list_photos(request: Request) -> Response:
     before = _decode_cursor(cursor) if cursor else None
     photos = await ctx.runtime.metadata.list_photos(principal.user_id, limit + 1, before)
     page, more = photos[:limit], len(photos) > limit
-    items = [(await ctx.reader.view(principal.user_id, p.id)).json for p in page]
+    items = [view.json for view in await ctx.reader.page_views(principal.user_id, page)]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     return json_response({"items": items, "next_cursor": next_cursor})
 

@@ -79,6 +79,12 @@ class MetadataStore(Protocol):
 
     async def list_variants(self, photo_id: uuid.UUID) -> list[Variant]: ...
 
+    async def variants_of(
+        self, owner_id: uuid.UUID, photo_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Variant]]:
+        """The variants of several photos of one owner (one query on the owner's shard), by photo;
+        photos without variants are absent."""
+
     async def apply_photo_update(
         self,
         consumer: str,

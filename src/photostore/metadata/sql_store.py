@@ -311,6 +311,24 @@ class SqlMetadataStore:
         found = await self._read_rows(self.shard_of(photo_id), stmt, "list_variants")
         return [rows.to_variant(row) for row in found]
 
+    async def variants_of(
+        self, owner_id: uuid.UUID, photo_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Variant]]:
+        if not photo_ids:
+            return {}
+        table = variants_table
+        owned = select(photos.c.id).where(photos.c.user_id == owner_id)
+        stmt = (
+            select(table)
+            .where(table.c.photo_id.in_(list(photo_ids)) & table.c.photo_id.in_(owned))
+            .order_by(table.c.photo_id, table.c.name)
+        )
+        found: dict[uuid.UUID, list[Variant]] = {}
+        for row in await self._read_rows(self.shard_of(owner_id), stmt, "variants_of"):
+            variant = rows.to_variant(row)
+            found.setdefault(variant.photo_id, []).append(variant)
+        return found
+
     async def apply_photo_update(
         self,
         consumer: str,

@@ -93,6 +93,21 @@ class PhotoReader:
             raise PhotoNotFound()
         return view
 
+    async def page_views(self, owner_id: uuid.UUID, page: list[Photo]) -> list[PhotoView]:
+        """Views of a page of the owner's photos: cached ones as they are, the rest built with one
+        variants query for all of them."""
+        views: dict[uuid.UUID, PhotoView] = {}
+        for photo in page:
+            cached = self._cached_view(str(photo.id))
+            if cached is not None:
+                views[photo.id] = cached
+        missing = [photo for photo in page if photo.id not in views]
+        if missing:
+            variants = await self._metadata.variants_of(owner_id, [p.id for p in missing])
+            for photo in missing:
+                views[photo.id] = self._remember(photo, variants.get(photo.id, []))
+        return [views[photo.id] for photo in page]
+
     def fresh_view(self, photo: Photo) -> PhotoView:
         """The view of a photo just inserted: no variants yet, so no database read is needed."""
         return self._remember(photo, [])
