@@ -64,17 +64,71 @@ class PlacementSettings(Section):
     bucket_prefix: str = Field(default="photos-", pattern=r"^[a-z0-9][a-z0-9.-]{0,40}$")
 
 
+class PostgresShardSettings(Section):
+    """One shard's primary and read replicas (SQLAlchemy URLs; the driver is forced to asyncpg)."""
+
+    id: int = Field(ge=0)
+    dsn: SecretStr
+    replicas: tuple[SecretStr, ...] = ()
+
+
+class PostgresSettings(Section):
+    dsn_template: SecretStr = Field(
+        default=SecretStr("postgresql://postgres:postgres@127.0.0.1:5432/photo_shard_{shard}"),
+        description="primary of shard N: {shard} is replaced by N; per-shard entries in `shards` win",
+    )
+    shards: tuple[PostgresShardSettings, ...] = ()
+    replica_selector: Literal["round_robin", "latency"] = "round_robin"
+    read_your_writes_s: float = Field(
+        default=5.0, ge=0, description="a user's reads go to the primary for this long after their write"
+    )
+    replica_check_interval_s: float = Field(default=2.0, gt=0)
+    latency_alpha: float = Field(default=0.2, gt=0, le=1, description="weight of a new latency sample")
+    create_databases: bool = Field(default=True, description="CREATE DATABASE a missing shard at start")
+
+
 class MetadataSettings(Section):
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     pool: PoolSettings = PoolSettings()
+    postgres: PostgresSettings = PostgresSettings()
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL", description="FULL fsyncs each commit: an acknowledged upload survives power loss"
     )
 
 
+class S3EndpointSettings(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    url: str = Field(description="e.g. http://127.0.0.1:8333 or https://s3.eu-west-1.amazonaws.com")
+    region: str = "us-east-1"
+    access_key_id: str
+    secret_access_key: SecretStr
+    allow_http: bool = False
+
+
+class S3BucketSettings(Section):
+    """The spec's StorageBucket: name, region, endpoint, capacity (used is measured)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,62}$")
+    endpoint: str = Field(description="name of an entry in blobs.s3.endpoints")
+    region: str | None = Field(default=None, description="defaults to the endpoint's region")
+    capacity_bytes: int = Field(default=0, ge=0, description="0: unbounded")
+
+
+class S3Settings(Section):
+    endpoints: tuple[S3EndpointSettings, ...] = ()
+    buckets: tuple[S3BucketSettings, ...] = Field(
+        default=(),
+        description="empty: placement.buckets buckets named by bucket_prefix on the first endpoint",
+    )
+    multipart_threshold_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    multipart_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    create_buckets: bool = True
+
+
 class BlobSettings(Section):
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "s3"] = "local"
     fsync: bool = Field(default=True, description="fsync objects and their folder before acknowledging")
+    s3: S3Settings = S3Settings()
 
 
 class TopicSettings(Section):
@@ -91,8 +145,19 @@ def _default_topics() -> dict[str, TopicSettings]:
     }
 
 
+class KafkaSettings(Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions_scale: float = Field(
+        default=1.0, gt=0, le=1, description="scales the spec's partition counts (at least 1 each)"
+    )
+    replication_factor: int = Field(default=1, ge=1)
+    client_id: str = "photostore"
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class EventSettings(Section):
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "kafka"] = "sqlite"
+    kafka: KafkaSettings = KafkaSettings()
     topics: dict[str, TopicSettings] = Field(default_factory=_default_topics)
     relay_interval_s: float = Field(default=0.05, gt=0)
     worker_concurrency: int = Field(default=2, ge=1, le=256)
@@ -120,8 +185,21 @@ class EventSettings(Section):
         return merged
 
 
+class RedisSettings(Section):
+    mode: Literal["single", "cluster", "ring"] = "single"
+    url: str = Field(default="redis://127.0.0.1:6379/0", description="mode single")
+    cluster_nodes: tuple[str, ...] = Field(default=(), description="mode cluster: host:port seeds")
+    ring_nodes: tuple[str, ...] = Field(default=(), description="mode ring: independent redis:// URLs")
+    ring_replication: int = Field(default=2, ge=1, description="copies of each key on the ring")
+    socket_timeout_s: float = Field(default=0.25, gt=0)
+    key_prefix: str = "ps:"
+
+
 class CacheSettings(Section):
-    backend: Literal["memory"] = "memory"
+    """``memory`` is the in-process LRU; ``redis`` keeps it as a small first tier in front of Redis."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis: RedisSettings = RedisSettings()
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     ttl_s: float = Field(default=300.0, gt=0)
     max_item_bytes: int = Field(default=2 * 1024 * 1024, ge=0, description="larger values are not cached")
