@@ -1,0 +1,1 @@
+"""Real engines for tests: each module starts (or finds) one engine on loopback and cleans up."""
