@@ -31,11 +31,16 @@ users_app = typer.Typer(help="Manage users and their API keys.", no_args_is_help
 shards_app = typer.Typer(help="Metadata shards.", no_args_is_help=True)
 buckets_app = typer.Typer(help="Object buckets.", no_args_is_help=True)
 queue_app = typer.Typer(help="The event log: topics, partitions and consumer lag.", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="A local cluster on loopback: PostgreSQL shards, SeaweedFS, a Kafka broker, Redis Cluster.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 app.add_typer(shards_app, name="shards")
 app.add_typer(buckets_app, name="buckets")
 app.add_typer(queue_app, name="queue")
+app.add_typer(cluster_app, name="cluster")
 
 console = Console()
 err = Console(stderr=True)
@@ -266,6 +271,66 @@ def queue_status(config: ConfigOption = None) -> None:
             await runtime.close()
 
     _run(go)
+
+
+ClusterDir = Annotated[Path, typer.Option("--dir", help="where the cluster keeps its state, data and logs")]
+
+
+@cluster_app.command("up")
+def cluster_up_command(
+    folder: ClusterDir = Path("cluster"),
+    postgres: Annotated[
+        str, typer.Option(help="a PostgreSQL server DSN; shard databases photo_shard_N are made on it")
+    ] = "postgresql://postgres:postgres@127.0.0.1:5432/postgres",
+) -> None:
+    """Start SeaweedFS, the broker and Redis Cluster, and write a settings file for `serve --config`."""
+    from photostore.cluster.local import cluster_up
+
+    try:
+        with err.status("starting the cluster") as status:
+            state = cluster_up(folder, postgres, say=lambda text: status.update(text))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+    console.print(f"cluster up: {len(state.processes)} processes; settings in {state.settings_file}")
+    console.print(f"run the service on it:  photostore serve --config {state.settings_file}")
+
+
+@cluster_app.command("status")
+def cluster_status_command(folder: ClusterDir = Path("cluster")) -> None:
+    """Each process `up` started: alive, and answering on its port."""
+    from photostore.cluster.local import cluster_status
+
+    try:
+        state, rows = cluster_status(folder)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"local cluster in {state.folder}")
+    for column in ("process", "pid", "port", "alive", "answering"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.name, str(row.pid), str(row.port), _yes(row.alive), _yes(row.answering))
+    console.print(table)
+    if not all(row.alive and row.answering for row in rows):
+        raise typer.Exit(1)
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/green]" if flag else "[red]no[/red]"
+
+
+@cluster_app.command("down")
+def cluster_down_command(folder: ClusterDir = Path("cluster")) -> None:
+    """Stop exactly the processes `up` started (data stays in the folder)."""
+    from photostore.cluster.local import cluster_down
+
+    try:
+        stopped = cluster_down(folder, say=lambda text: err.print(text))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+    console.print(f"cluster down: stopped {stopped} processes")
 
 
 def main() -> None:

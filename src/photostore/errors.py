@@ -14,6 +14,7 @@ class PhotostoreError(Exception):
     status: int = 500
     code: str = "internal_error"
     title: str = "Internal error"
+    retry_after_s: int | None = None  # sent as Retry-After: the condition is expected to pass
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.title)
@@ -131,6 +132,7 @@ class BackendUnavailable(PhotostoreError):
     status = 503
     code = "backend_unavailable"
     title = "A storage backend is unavailable"
+    retry_after_s = 2
 
 
 class UnknownShard(PhotostoreError):

@@ -1,26 +1,32 @@
 """The composition root: builds every adapter from settings, once, and hands out ports.
 
-Handlers, workers and the CLI receive a ``Runtime``; none of them constructs an adapter.
+Handlers, workers and the CLI receive a ``Runtime``; none of them constructs an adapter. Each
+engine is chosen by its ``backend`` setting: the embedded twins by default, the cluster engines
+(PostgreSQL, S3, Kafka, Redis) by settings alone. Cluster adapters are imported only when chosen.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from photostore.blobs.local import LocalBlobStore
 from photostore.blobs.port import BlobStore
 from photostore.cache.memory import MemoryCache
+from photostore.cache.port import Cache
+from photostore.cache.tiered import TieredCache
 from photostore.events.port import EventLog
-from photostore.events.sqlite_log import SqliteEventLog
 from photostore.ids import placement_key_of
-from photostore.metadata.factory import open_embedded_store
 from photostore.metadata.port import MetadataStore
 from photostore.pipeline.notify import Notifier
 from photostore.placement.bucket_map import BucketMap
 from photostore.placement.shard_map import ShardMap
 from photostore.placement.store import PlacementStore
 from photostore.settings import Settings
+
+# How long this process keeps what it read from a shared cache: the most another process's delete
+# takes to be seen here.
+SHARED_CACHE_LOCAL_TTL_S = 10.0
 
 
 @dataclass
@@ -32,7 +38,7 @@ class Runtime:
     metadata: MetadataStore
     blobs: BlobStore
     events: EventLog
-    cache: MemoryCache
+    cache: TieredCache
     notifier: Notifier = field(default_factory=Notifier)
 
     def shard_for(self, any_id: uuid.UUID) -> int:
@@ -43,6 +49,56 @@ class Runtime:
         await self.blobs.close()
         await self.metadata.close()
         await self.cache.close()
+
+
+def build_metadata(
+    settings: Settings, shard_ids: list[int], shard_for_key: Callable[[int], int]
+) -> MetadataStore:
+    if settings.metadata.backend == "postgres":
+        from photostore.metadata.factory import open_postgres_from_settings
+
+        return open_postgres_from_settings(settings, shard_ids, shard_for_key)
+    from photostore.metadata.factory import open_embedded_store
+
+    return open_embedded_store(settings, shard_ids, shard_for_key)
+
+
+def build_blobs(settings: Settings, bucket_names: list[str]) -> BlobStore:
+    if settings.blobs.backend == "s3":
+        from photostore.blobs.s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings.blobs.s3, bucket_names)
+    from photostore.blobs.local import LocalBlobStore
+
+    return LocalBlobStore(settings.data_dir / "buckets", bucket_names, fsync=settings.blobs.fsync)
+
+
+def build_events(settings: Settings) -> EventLog:
+    if settings.events.backend == "kafka":
+        from photostore.events.kafka_log import KafkaEventLog
+
+        return KafkaEventLog(settings.events.kafka, settings.events.topics)
+    from photostore.events.sqlite_log import SqliteEventLog
+
+    return SqliteEventLog(settings.data_dir / "events" / "log.db", settings.events.topics)
+
+
+def build_cache(settings: Settings) -> TieredCache:
+    local = MemoryCache(
+        max_bytes=settings.cache.max_bytes,
+        default_ttl_s=settings.cache.ttl_s,
+        max_item_bytes=settings.cache.max_item_bytes,
+    )
+    shared: Cache | None = None
+    if settings.cache.backend == "redis":
+        from photostore.cache.redis_cache import open_cache_backend
+
+        shared = open_cache_backend(
+            settings.cache.redis,
+            default_ttl_s=settings.cache.ttl_s,
+            max_item_bytes=settings.cache.max_item_bytes,
+        )
+    return TieredCache(local, shared, SHARED_CACHE_LOCAL_TTL_S)
 
 
 async def open_runtime(settings: Settings) -> Runtime:
@@ -56,19 +112,20 @@ async def open_runtime(settings: Settings) -> Runtime:
         # Reads the runtime's current map, so a reloaded map takes effect at once.
         return runtime.shard_map.shard_for_key(key)
 
-    metadata = open_embedded_store(settings, list(shard_map.shard_ids), shard_for_key)
-    blobs = LocalBlobStore(data_dir / "buckets", list(bucket_map.buckets), fsync=settings.blobs.fsync)
-    events = SqliteEventLog(data_dir / "events" / "log.db", settings.events.topics)
-    cache = MemoryCache(
-        max_bytes=settings.cache.max_bytes,
-        default_ttl_s=settings.cache.ttl_s,
-        max_item_bytes=settings.cache.max_item_bytes,
+    runtime = Runtime(
+        settings,
+        placement,
+        shard_map,
+        bucket_map,
+        build_metadata(settings, list(shard_map.shard_ids), shard_for_key),
+        build_blobs(settings, list(bucket_map.buckets)),
+        build_events(settings),
+        build_cache(settings),
     )
-    runtime = Runtime(settings, placement, shard_map, bucket_map, metadata, blobs, events, cache)
     try:
-        await metadata.start()
-        await blobs.start()
-        await events.start()
+        await runtime.metadata.start()
+        await runtime.blobs.start()
+        await runtime.events.start()
     except BaseException:
         await runtime.close()
         raise

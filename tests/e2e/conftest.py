@@ -1,4 +1,9 @@
-"""One server per test module, with a small upload limit, and two users' clients on it."""
+"""One server per test module and mode, with a small upload limit, and two users' clients on it.
+
+Every module runs twice: embedded (SQLite, bucket folders, SQLite log, in-process cache) and on the
+local cluster (PostgreSQL shards, SeaweedFS, the Kafka-protocol broker, Redis Cluster), which
+starts once per session.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,27 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.cluster import tenant_of
 from tests.support.server import ServerProcess, create_user
 
 MAX_UPLOAD = 3 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    proc = ServerProcess(data_dir, env={"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}).start()
-    yield proc
-    proc.stop()
+@pytest.fixture(scope="module", params=["embedded", "cluster"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp(f"e2e-{request.param}") / "data"
+    proc = ServerProcess(data_dir, env={"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)})
+    if request.param == "cluster":
+        proc.tenant = tenant_of(request.getfixturevalue("cluster_state"))
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        if proc.tenant is not None:
+            proc.tenant.drop_databases()
 
 
 def _client(server: ServerProcess, name: str) -> Iterator[httpx.Client]:

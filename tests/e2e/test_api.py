@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 
 from tests.support import images
-from tests.support.http import assert_problem, bucket_files
+from tests.support.http import assert_problem, stored_objects
 from tests.support.server import ADMIN_TOKEN, ServerProcess, create_user, wait_ready_photo
 
 
@@ -188,16 +188,16 @@ def test_delete_removes_the_photo_and_its_objects(server: ServerProcess, alice: 
     data = images.jpeg(300, 200, seed=4)
     photo = alice.post("/v1/photos", content=data).json()
     wait_ready_photo(alice, photo["id"])
-    named = [p for p in bucket_files(server) if photo["id"] in p.name]
+    named = {key for key in stored_objects(server) if photo["id"] in key}
     assert len(named) == 3  # original, thumb, preview
     assert alice.delete(f"/v1/photos/{photo['id']}").status_code == 204
     for path in ("", "/original", "/variants/thumb"):
         assert_problem(alice.get(f"/v1/photos/{photo['id']}{path}"), 404, "photo_not_found")
     assert_problem(alice.delete(f"/v1/photos/{photo['id']}"), 404, "photo_not_found")
     deadline = time.monotonic() + 10
-    while any(p.exists() for p in named) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(p.exists() for p in named)
+    while named & stored_objects(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not named & stored_objects(server)
     # The same bytes can be uploaded again as a new photo.
     again = alice.post("/v1/photos", content=data)
     assert again.status_code == 201

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import MAX_UPLOAD
 from tests.support import images
-from tests.support.http import assert_problem, bucket_files
+from tests.support.http import assert_problem, stored_objects
 from tests.support.server import ServerProcess
 
 
@@ -34,7 +34,7 @@ def test_bad_input_is_refused_and_leaves_nothing(
 ) -> None:
     response = alice.post("/v1/photos", content=body, headers={"content-type": "image/jpeg"})
     assert_problem(response, status, code)
-    assert bucket_files(server) == set()
+    assert stored_objects(server) == set()
     assert alice.get("/v1/photos").json()["items"] == []
 
 
@@ -43,4 +43,4 @@ def test_multipart_bad_file_leaves_nothing(server: ServerProcess, alice: httpx.C
     assert_problem(response, 422, "invalid_image")
     oversized = alice.post("/v1/photos", files={"file": ("x.jpg", b"\x00" * (MAX_UPLOAD + 1), "image/jpeg")})
     assert_problem(oversized, 413, "payload_too_large")
-    assert bucket_files(server) == set()
+    assert stored_objects(server) == set()

@@ -8,8 +8,10 @@ import hashlib
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import images
+from tests.support.cluster import ClusterTenant, tenant_of
 from tests.support.server import ServerProcess, create_user, wait_ready_photo
 
 PHOTOS = 80
@@ -42,18 +44,30 @@ async def _upload_until_killed(
     return acknowledged
 
 
-async def test_sigkill_mid_batch_loses_no_acknowledged_photo(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["embedded", "cluster"])
+def test_sigkill_mid_batch_loses_no_acknowledged_photo(
+    tmp_path: Path, mode: str, request: pytest.FixtureRequest
+) -> None:
     data_dir = tmp_path / "data"
-    server = ServerProcess(data_dir).start()
+    tenant = tenant_of(request.getfixturevalue("cluster_state")) if mode == "cluster" else None
+    try:
+        _crash_and_check(data_dir, tenant)
+    finally:
+        if tenant is not None:
+            tenant.drop_databases()
+
+
+def _crash_and_check(data_dir: Path, tenant: ClusterTenant | None) -> None:
+    server = ServerProcess(data_dir, tenant=tenant).start()
     try:
         _, key = create_user(server.url, "crash")
         batch = [images.jpeg(400, 300, seed=1000 + i) for i in range(PHOTOS)]
-        acknowledged = await _upload_until_killed(server, key, batch, kill_after=PHOTOS // 3)
+        acknowledged = asyncio.run(_upload_until_killed(server, key, batch, kill_after=PHOTOS // 3))
     finally:
         server.kill()
     assert PHOTOS // 3 <= len(acknowledged) < PHOTOS, "the kill did not land mid-batch"
 
-    restarted = ServerProcess(data_dir).start()
+    restarted = ServerProcess(data_dir, tenant=tenant).start()
     try:
         headers = {"authorization": f"Bearer {key}"}
         with httpx.Client(base_url=restarted.url, headers=headers, timeout=30) as client:

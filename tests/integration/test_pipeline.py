@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from photostore.cache.memory import MemoryCache
+from photostore.cache.tiered import TieredCache
 from photostore.domain import PhotoStatus
 from photostore.events.port import Record
 from photostore.pipeline.handlers import PipelineHandlers
@@ -142,7 +143,9 @@ async def test_a_page_of_views_reads_variants_once_for_all_photos(pipeline: Pipe
         for i in range(3)
     ]
     await pipeline.run_all_stages()
-    reader = PhotoReader(runtime.metadata, runtime.blobs, MemoryCache(1 << 20, 60, 1 << 16), True)
+    reader = PhotoReader(
+        runtime.metadata, runtime.blobs, TieredCache(MemoryCache(1 << 20, 60, 1 << 16)), True
+    )
     page = await runtime.metadata.list_photos(user.id, 10)
     views = await reader.page_views(user.id, page)
     assert [v.json["id"] for v in views] == [str(i) for i in reversed(ids)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
 
 import httpx
 
@@ -22,6 +22,9 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> None:
     assert body["detail"]
 
 
-def bucket_files(server: ServerProcess) -> set[Path]:
-    """Every object file in the server's bucket folders."""
-    return {p for p in (server.data_dir / "buckets").rglob("*") if p.is_file()}
+def stored_objects(server: ServerProcess) -> set[str]:
+    """Every object the server stored, as ``bucket/key``: bucket folders embedded, S3 in cluster mode."""
+    if server.tenant is None:
+        root = server.data_dir / "buckets"
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    return asyncio.run(server.tenant.list_objects())

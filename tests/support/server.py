@@ -11,8 +11,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.support.cluster import ClusterTenant
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 PHOTOSTORE = str(Path(sys.executable).with_name("photostore"))
@@ -35,6 +39,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    tenant: ClusterTenant | None = None  # cluster mode: its corner of the shared local cluster
 
     @property
     def url(self) -> str:
@@ -50,6 +55,8 @@ class ServerProcess:
                 "PHOTOSTORE_PLACEMENT__PARTITION_POWER": "12",
             }
         )
+        if self.tenant is not None:
+            env.update(self.tenant.env)
         env.update(self.env)
         return env
 

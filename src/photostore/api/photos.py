@@ -88,7 +88,7 @@ async def post_photo(request: Request) -> Response:
     if result.created:
         ctx.metrics.upload_bytes.inc(result.photo.bytes)
     if result.inserted:
-        view = ctx.reader.fresh_view(result.photo)
+        view = await ctx.reader.fresh_view(result.photo)
     else:
         view = await ctx.reader.view(principal.user_id, result.photo.id)
     location = {"location": f"/v1/photos/{result.photo.id}"}
@@ -167,7 +167,7 @@ async def delete_photo(request: Request) -> Response:
     deleted = await ctx.runtime.metadata.delete_photo(principal.user_id, photo_id, [event])
     if deleted is None:
         raise PhotoNotFound()
-    ctx.reader.forget(photo_id)
+    await ctx.reader.forget(photo_id)
     ctx.runtime.notifier.notify()
     # Remove the objects now; the photo.deleted event repeats this if we crash before it is done.
     await ctx.background.handlers.remove_objects(photo_id)

@@ -27,4 +27,6 @@ def problem(
 
 
 def from_error(error: PhotostoreError, headers: dict[str, str] | None = None) -> Response:
+    if error.retry_after_s is not None:
+        headers = {**(headers or {}), "retry-after": str(error.retry_after_s)}
     return problem(error.status, error.code, error.title, error.detail, headers)

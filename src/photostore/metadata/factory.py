@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import URL
+from sqlalchemy.exc import ArgumentError
 
-from photostore.metadata.engines import build_postgres_engine, build_sqlite_engine, sqlite_shard_path
+from photostore.errors import ConfigError
+from photostore.metadata.engines import (
+    build_postgres_engine,
+    build_sqlite_engine,
+    postgres_url,
+    sqlite_shard_path,
+)
+from photostore.metadata.pool_stats import describe_target
+from photostore.metadata.replicas import ReadRouter, ReplicaSet
+from photostore.metadata.selectors import make_selector
 from photostore.metadata.sql_store import SqlMetadataStore
-from photostore.settings import PoolSettings, Settings
+from photostore.settings import PoolSettings, PostgresSettings, PostgresShardSettings, Settings
+
+REPLICA_CONNECT_TIMEOUT_S = 2.0  # shorter than a primary's: a replica that does not answer is skipped
 
 
 def open_embedded_store(
@@ -39,3 +52,95 @@ def open_postgres_store(
     """A store over one PostgreSQL database per shard (shard id -> DSN); call ``start()`` next."""
     engines = {shard_id: build_postgres_engine(dsn, pool) for shard_id, dsn in dsns.items()}
     return SqlMetadataStore(engines, shard_for_key)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardTargets:
+    """Where one shard lives: its primary and its read replicas (asyncpg URLs)."""
+
+    primary: URL
+    replicas: tuple[URL, ...] = ()
+
+
+def shard_targets(pg: PostgresSettings, shard_ids: Iterable[int]) -> dict[int, ShardTargets]:
+    """Each shard's primary and replicas: its entry in ``pg.shards``, else ``dsn_template`` with
+    ``{shard}`` replaced by the shard id (and no replicas).
+
+    ConfigError when an entry names an unknown shard or repeats one, a DSN is not PostgreSQL, or two
+    shards would share one database (their rows and outboxes would mix).
+    """
+    wanted = sorted(set(shard_ids))
+    entries: dict[int, PostgresShardSettings] = {}
+    for entry in pg.shards:
+        if entry.id in entries:
+            raise ConfigError(f"metadata.postgres.shards lists shard {entry.id} twice")
+        if entry.id not in wanted:
+            raise ConfigError(f"metadata.postgres.shards names shard {entry.id}; the shards are {wanted}")
+        entries[entry.id] = entry
+    template = pg.dsn_template.get_secret_value()
+    targets: dict[int, ShardTargets] = {}
+    for shard_id in wanted:
+        own = entries.get(shard_id)
+        if own is None:
+            targets[shard_id] = ShardTargets(_url(template.replace("{shard}", str(shard_id))))
+        else:
+            replicas = tuple(_url(dsn.get_secret_value()) for dsn in own.replicas)
+            targets[shard_id] = ShardTargets(_url(own.dsn.get_secret_value()), replicas)
+    _refuse_shared_databases(targets)
+    return targets
+
+
+def _url(dsn: str) -> URL:
+    try:
+        return postgres_url(dsn)
+    except (ValueError, ArgumentError) as error:
+        raise ConfigError(f"metadata.postgres: {error}") from None
+
+
+def _refuse_shared_databases(targets: Mapping[int, ShardTargets]) -> None:
+    seen: dict[str, int] = {}
+    for shard_id, target in targets.items():
+        where = describe_target(target.primary)
+        if where in seen:
+            raise ConfigError(
+                f"shards {seen[where]} and {shard_id} would share the database {where}: "
+                "put {shard} in metadata.postgres.dsn_template or give each shard its own dsn"
+            )
+        seen[where] = shard_id
+
+
+def open_postgres_from_settings(
+    settings: Settings, shard_ids: Iterable[int], shard_for_key: Callable[[int], int]
+) -> SqlMetadataStore:
+    """A store over one PostgreSQL database per shard, with the read replicas the settings list.
+
+    Pools per server follow ``metadata.pool``; reads are routed as :mod:`.replicas` describes. Nothing
+    is opened yet: ``await store.start()`` creates missing databases (``create_databases``), migrates
+    every shard and starts the replica health checks.
+    """
+    meta = settings.metadata
+    pg = meta.postgres
+    targets = shard_targets(pg, shard_ids)
+    primaries = {
+        shard_id: build_postgres_engine(target.primary, meta.pool) for shard_id, target in targets.items()
+    }
+    replica_sets = [
+        ReplicaSet(
+            shard_id,
+            primaries[shard_id],
+            [
+                build_postgres_engine(
+                    url,
+                    meta.pool,
+                    connect_timeout_s=REPLICA_CONNECT_TIMEOUT_S,
+                    application_name="photostore-replica",
+                )
+                for url in target.replicas
+            ],
+            make_selector(pg.replica_selector, pg.latency_alpha),
+            check_interval_s=pg.replica_check_interval_s,
+        )
+        for shard_id, target in targets.items()
+    ]
+    reads = ReadRouter(replica_sets, read_your_writes_s=pg.read_your_writes_s)
+    return SqlMetadataStore(primaries, shard_for_key, reads=reads, create_databases=pg.create_databases)

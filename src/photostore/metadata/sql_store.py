@@ -12,18 +12,23 @@ Guarantees beyond the port's (see :mod:`photostore.metadata.port`):
 - Outbox order: ``seq`` order per shard. On PostgreSQL a seq is drawn at insert, so a transaction
   that commits late can make a lower seq visible after higher ones were returned; pending_outbox
   selects by "not yet published", never by a high-water mark, so nothing is skipped.
-- The store owns the engines it is given: ``close()`` disposes them.
+- Reads and replicas: without a :class:`~photostore.metadata.replicas.ReadRouter` every read runs on
+  the shard's engine. With one, reads about a user go through the shard's replica set (healthy
+  replica, else the primary; read-your-writes within this process, see :mod:`.replicas`), while
+  writes, the reads inside a write transaction, the outbox and the shard statistics always use the
+  primary: the relay must see its own marks, and the statistics are exact.
+- The store owns the engines it is given, and the router: ``close()`` disposes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Executable, RowMapping, Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -47,7 +52,10 @@ from photostore.metadata.dialect import insert_or_ignore, upsert
 from photostore.metadata.engines import is_sqlite, single_read_options, write_options
 from photostore.metadata.group_commit import GroupCommit
 from photostore.metadata.migrate import migrate
+from photostore.metadata.pool_stats import PoolStat, pool_stat
 from photostore.metadata.port import MetadataStore
+from photostore.metadata.provision import ensure_database
+from photostore.metadata.replicas import ReadRouter, ReplicaStat
 from photostore.metadata.schema import (
     FILENAME_MAX,
     STORAGE_PATH_MAX,
@@ -59,6 +67,8 @@ from photostore.metadata.schema import (
 )
 from photostore.metadata.schema import variants as variants_table  # a parameter below is `variants`
 from photostore.metadata.translate import translated
+
+T = TypeVar("T")
 
 _MARK_CHUNK = 500  # seqs per UPDATE ... WHERE seq IN (...): well under every engine's bind limit
 
@@ -78,11 +88,26 @@ def _by_idempotency_key(owner_id: uuid.UUID, key: str) -> Select[Any]:
 
 
 class SqlMetadataStore:
-    """MetadataStore over ``engines`` (shard id -> engine), placing ids with ``shard_for_key``."""
+    """MetadataStore over ``engines`` (shard id -> primary engine), placing ids with ``shard_for_key``.
 
-    def __init__(self, engines: Mapping[int, AsyncEngine], shard_for_key: Callable[[int], int]) -> None:
+    ``reads`` routes reads to replicas; its replica sets must cover exactly these shards, on these
+    very primary engines. ``create_databases``: ``start()`` creates a missing PostgreSQL database.
+    """
+
+    def __init__(
+        self,
+        engines: Mapping[int, AsyncEngine],
+        shard_for_key: Callable[[int], int],
+        *,
+        reads: ReadRouter | None = None,
+        create_databases: bool = False,
+    ) -> None:
         self._engines = dict(engines)
         self._shard_for_key = shard_for_key
+        if reads is not None:
+            _check_router(reads, self._engines)
+        self._reads = reads
+        self._create_databases = create_databases
         # Only SQLite needs in-process writer serialisation; PostgreSQL locks rows.
         self._write_locks = {
             sid: asyncio.Lock() for sid, engine in self._engines.items() if is_sqlite(engine)
@@ -93,14 +118,23 @@ class SqlMetadataStore:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Apply migrations to every shard (idempotent, safe under concurrent starts)."""
+        """Create missing databases if asked, apply migrations to every shard (idempotent, safe under
+        concurrent starts), then start the replica health checks."""
         for shard_id in self.shard_ids():
+            engine = self._engine(shard_id)
+            if self._create_databases and not is_sqlite(engine):
+                with translated(f"creating the database of shard {shard_id}"):
+                    await ensure_database(engine.url)
             async with self._write_lock(shard_id):
                 with translated(f"migrating shard {shard_id}"):
-                    await migrate(self._engine(shard_id))
+                    await migrate(engine)
+        if self._reads is not None:
+            self._reads.start()
 
     async def close(self) -> None:
-        """Close every pool; safe to call twice."""
+        """Stop the health checks and close every pool; safe to call twice."""
+        if self._reads is not None:
+            await self._reads.close()
         await asyncio.gather(*(engine.dispose() for engine in self._engines.values()))
 
     def shard_ids(self) -> Sequence[int]:
@@ -122,28 +156,74 @@ class SqlMetadataStore:
         return self._write_locks.get(shard_id) or nullcontext()
 
     @asynccontextmanager
-    async def _writing(self, shard_id: int, what: str) -> AsyncIterator[AsyncConnection]:
-        """One read-write transaction on ``shard_id``: committed if the block returns."""
-        engine = self._engine(shard_id)
-        # Take the in-process lock before a pooled connection, so queued writers hold none.
-        async with self._write_lock(shard_id):
-            with translated(what):
-                async with engine.connect() as conn:
-                    await conn.execution_options(**write_options(engine))
-                    async with conn.begin():
-                        yield conn
+    async def _writing(
+        self, shard_id: int, what: str, *concerning: uuid.UUID
+    ) -> AsyncIterator[AsyncConnection]:
+        """One read-write transaction on the primary of ``shard_id``: committed if the block returns.
 
-    async def _read_rows(self, shard_id: int, stmt: Executable, what: str) -> Sequence[RowMapping]:
-        """Run one SELECT outside any explicit transaction (one statement is its own snapshot)."""
+        ``concerning``: the users (or photos) written; their next reads stay on the primary.
+        """
         engine = self._engine(shard_id)
-        with translated(what):
+        try:
+            # Take the in-process lock before a pooled connection, so queued writers hold none.
+            async with self._write_lock(shard_id):
+                with translated(what):
+                    async with engine.connect() as conn:
+                        await conn.execution_options(**write_options(engine))
+                        async with conn.begin():
+                            yield conn
+        finally:
+            # Also after an error: a commit whose reply was lost may still have been applied.
+            if self._reads is not None:
+                self._reads.wrote(concerning)
+
+    async def _read_rows(
+        self,
+        shard_id: int,
+        stmt: Executable,
+        what: str,
+        *,
+        concerning: uuid.UUID | None = None,
+        primary_only: bool = False,
+    ) -> Sequence[RowMapping]:
+        """Run one SELECT outside any explicit transaction (one statement is its own snapshot).
+
+        ``concerning`` is the user or photo id the read is about (read-your-writes); ``primary_only``
+        skips the replicas.
+        """
+
+        async def run(engine: AsyncEngine) -> Sequence[RowMapping]:
             async with engine.connect() as conn:
                 await conn.execution_options(**single_read_options(engine))
                 result = await conn.execute(stmt)
                 return result.mappings().all()
 
-    async def _read_one(self, shard_id: int, stmt: Select[Any], what: str) -> RowMapping | None:
-        found = await self._read_rows(shard_id, stmt.limit(1), what)
+        return await self.run_read(shard_id, run, what, concerning=concerning, primary_only=primary_only)
+
+    async def run_read(
+        self,
+        shard_id: int,
+        run: Callable[[AsyncEngine], Awaitable[T]],
+        what: str,
+        *,
+        concerning: uuid.UUID | None = None,
+        primary_only: bool = False,
+    ) -> T:
+        """Run ``run(engine)`` where a read of ``shard_id`` goes (replica or primary), errors translated.
+
+        The store's own reads use it; so can operations code and tests (e.g. ``inet_server_port()``).
+        ``run`` must only read: on a replica a write fails, and a failed ``run`` may run twice.
+        """
+        engine = self._engine(shard_id)
+        with translated(what):
+            if self._reads is None:
+                return await run(engine)
+            return await self._reads.read(shard_id, run, concerning=concerning, primary_only=primary_only)
+
+    async def _read_one(
+        self, shard_id: int, stmt: Select[Any], what: str, *, concerning: uuid.UUID | None = None
+    ) -> RowMapping | None:
+        found = await self._read_rows(shard_id, stmt.limit(1), what, concerning=concerning)
         return found[0] if found else None
 
     @staticmethod
@@ -156,24 +236,24 @@ class SqlMetadataStore:
 
     async def create_user(self, user: User) -> None:
         """Insert the user on its shard; Conflict if the id exists."""
-        async with self._writing(self.shard_of(user.id), "create_user") as conn:
+        async with self._writing(self.shard_of(user.id), "create_user", user.id) as conn:
             await conn.execute(insert(users).values(rows.user_row(user)))
 
     async def get_user(self, user_id: uuid.UUID) -> User | None:
         row = await self._read_one(
-            self.shard_of(user_id), select(users).where(users.c.id == user_id), "get_user"
+            self.shard_of(user_id), select(users).where(users.c.id == user_id), "get_user", concerning=user_id
         )
         return None if row is None else rows.to_user(row)
 
     async def add_api_key(self, key: ApiKey) -> None:
         """Store the key on its user's shard; Conflict if the key id exists or the user does not."""
-        async with self._writing(self.shard_of(key.user_id), "add_api_key") as conn:
+        async with self._writing(self.shard_of(key.user_id), "add_api_key", key.user_id) as conn:
             await conn.execute(insert(api_keys).values(rows.api_key_row(key)))
 
     async def get_api_key(self, user_id: uuid.UUID, key_id: str) -> ApiKey | None:
         """The key, revoked or not (check ``revoked_at``); None if unknown or not ``user_id``'s."""
         stmt = select(api_keys).where((api_keys.c.key_id == key_id) & (api_keys.c.user_id == user_id))
-        row = await self._read_one(self.shard_of(user_id), stmt, "get_api_key")
+        row = await self._read_one(self.shard_of(user_id), stmt, "get_api_key", concerning=user_id)
         return None if row is None else rows.to_api_key(row)
 
     async def revoke_api_key(self, user_id: uuid.UUID, key_id: str) -> bool:
@@ -188,7 +268,7 @@ class SqlMetadataStore:
             .values(revoked_at=_now())
             .returning(api_keys.c.key_id)
         )
-        async with self._writing(self.shard_of(user_id), "revoke_api_key") as conn:
+        async with self._writing(self.shard_of(user_id), "revoke_api_key", user_id) as conn:
             return (await conn.execute(stmt)).first() is not None
 
     # --- photos ---------------------------------------------------------------------------------
@@ -216,7 +296,8 @@ class SqlMetadataStore:
         self, shard_id: int, batch: list[tuple[Photo, Sequence[NewEvent]]]
     ) -> list[tuple[Photo, bool] | Exception]:
         """Insert many photos in one transaction; one item's conflict does not fail the others."""
-        async with self._writing(shard_id, "insert_photo") as conn:
+        owners = {photo.owner_id for photo, _ in batch}
+        async with self._writing(shard_id, "insert_photo", *owners) as conn:
             return [await self._insert_one(conn, photo, events) for photo, events in batch]
 
     async def _insert_one(
@@ -247,19 +328,21 @@ class SqlMetadataStore:
     async def get_photo(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> Photo | None:
         """The live photo, or None when unknown, deleted, or owned by someone else."""
         stmt = select(photos).where(_live(photo_id) & (photos.c.user_id == owner_id))
-        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo")
+        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo", concerning=owner_id)
         return None if row is None else rows.to_photo(row)
 
     async def get_photo_by_sha256(self, owner_id: uuid.UUID, sha256: str) -> Photo | None:
         stmt = select(photos).where(
             (photos.c.user_id == owner_id) & (photos.c.sha256 == sha256) & photos.c.deleted_at.is_(None)
         )
-        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo_by_sha256")
+        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo_by_sha256", concerning=owner_id)
         return None if row is None else rows.to_photo(row)
 
     async def get_photo_by_idempotency_key(self, owner_id: uuid.UUID, key: str) -> Photo | None:
         stmt = _by_idempotency_key(owner_id, key)
-        row = await self._read_one(self.shard_of(owner_id), stmt, "get_photo_by_idempotency_key")
+        row = await self._read_one(
+            self.shard_of(owner_id), stmt, "get_photo_by_idempotency_key", concerning=owner_id
+        )
         return None if row is None else rows.to_photo(row)
 
     async def list_photos(
@@ -276,7 +359,7 @@ class SqlMetadataStore:
         if before is not None:
             condition &= photos.c.id < before
         stmt = select(photos).where(condition).order_by(photos.c.id.desc()).limit(limit)
-        found = await self._read_rows(self.shard_of(owner_id), stmt, "list_photos")
+        found = await self._read_rows(self.shard_of(owner_id), stmt, "list_photos", concerning=owner_id)
         return [rows.to_photo(row) for row in found]
 
     async def delete_photo(
@@ -291,7 +374,7 @@ class SqlMetadataStore:
             .values(status=PhotoStatus.DELETED.value, deleted_at=now, updated_at=now)
             .returning(*photos.c)
         )
-        async with self._writing(self.shard_of(owner_id), "delete_photo") as conn:
+        async with self._writing(self.shard_of(owner_id), "delete_photo", owner_id) as conn:
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:
                 return None
@@ -301,14 +384,14 @@ class SqlMetadataStore:
     async def get_photo_any_state(self, photo_id: uuid.UUID) -> Photo | None:
         """The photo whatever its state (workers and the garbage collector use this)."""
         stmt = select(photos).where(photos.c.id == photo_id)
-        row = await self._read_one(self.shard_of(photo_id), stmt, "get_photo_any_state")
+        row = await self._read_one(self.shard_of(photo_id), stmt, "get_photo_any_state", concerning=photo_id)
         return None if row is None else rows.to_photo(row)
 
     async def list_variants(self, photo_id: uuid.UUID) -> list[Variant]:
         """The photo's variants, by name."""
         table = variants_table
         stmt = select(table).where(table.c.photo_id == photo_id).order_by(table.c.name)
-        found = await self._read_rows(self.shard_of(photo_id), stmt, "list_variants")
+        found = await self._read_rows(self.shard_of(photo_id), stmt, "list_variants", concerning=photo_id)
         return [rows.to_variant(row) for row in found]
 
     async def variants_of(
@@ -324,7 +407,8 @@ class SqlMetadataStore:
             .order_by(table.c.photo_id, table.c.name)
         )
         found: dict[uuid.UUID, list[Variant]] = {}
-        for row in await self._read_rows(self.shard_of(owner_id), stmt, "variants_of"):
+        found_rows = await self._read_rows(self.shard_of(owner_id), stmt, "variants_of", concerning=owner_id)
+        for row in found_rows:
             variant = rows.to_variant(row)
             found.setdefault(variant.photo_id, []).append(variant)
         return found
@@ -349,7 +433,7 @@ class SqlMetadataStore:
         if any(variant.photo_id != photo_id for variant in variants):
             raise ValueError(f"every variant must belong to photo {photo_id}")
         marker = (processed_events.c.consumer == consumer) & (processed_events.c.event_id == event_id)
-        async with self._writing(self.shard_of(photo_id), "apply_photo_update") as conn:
+        async with self._writing(self.shard_of(photo_id), "apply_photo_update", photo_id) as conn:
             seen = await conn.execute(select(processed_events.c.consumer).where(marker))
             if seen.first() is not None:
                 return ApplyResult.ALREADY_PROCESSED
@@ -376,7 +460,7 @@ class SqlMetadataStore:
         if limit <= 0:
             return []
         stmt = select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(limit)
-        found = await self._read_rows(shard_id, stmt, "pending_outbox")
+        found = await self._read_rows(shard_id, stmt, "pending_outbox", primary_only=True)
         return [rows.to_outbox_record(shard_id, row) for row in found]
 
     async def mark_published(self, shard_id: int, seqs: Sequence[int]) -> None:
@@ -416,7 +500,7 @@ class SqlMetadataStore:
             .scalar_subquery()
             .label("pending"),
         )
-        (row,) = await self._read_rows(shard_id, stmt, "shard_stats")
+        (row,) = await self._read_rows(shard_id, stmt, "shard_stats", primary_only=True)
         return ShardStats(
             shard_id=shard_id,
             users=int(row["users"]),
@@ -424,6 +508,26 @@ class SqlMetadataStore:
             bytes=int(row["bytes"]),
             pending_outbox=int(row["pending"]),
         )
+
+    # --- pools and replicas (for /metrics) ------------------------------------------------------
+
+    def pool_stats(self) -> list[PoolStat]:
+        """Every connection pool now: each shard's primary, then the replicas, by shard."""
+        primaries = [pool_stat(self._engines[shard_id], shard_id, "primary") for shard_id in self.shard_ids()]
+        replicas = self._reads.replica_pool_stats() if self._reads is not None else []
+        return primaries + replicas
+
+    def replica_stats(self) -> list[ReplicaStat]:
+        """Health, latency and read counts per server of every shard that has replicas."""
+        return self._reads.replica_stats() if self._reads is not None else []
+
+
+def _check_router(reads: ReadRouter, engines: Mapping[int, AsyncEngine]) -> None:
+    if reads.shard_ids() != sorted(engines):
+        raise ValueError(f"the read router covers shards {reads.shard_ids()}, the store {sorted(engines)}")
+    for shard_id, engine in engines.items():
+        if reads.replica_set(shard_id).primary is not engine:
+            raise ValueError(f"the replica set of shard {shard_id} is not on the store's primary engine")
 
 
 if TYPE_CHECKING:

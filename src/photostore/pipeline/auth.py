@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from photostore.cache.memory import MemoryCache
+from photostore.cache.tiered import TieredCache
 from photostore.domain import Scope
 from photostore.errors import Forbidden, Unauthorized
 from photostore.metadata.port import MetadataStore
@@ -45,7 +45,7 @@ def _bearer(header: str | None) -> str:
 
 class Authenticator:
     def __init__(
-        self, metadata: MetadataStore, cache: MemoryCache, clock: Callable[[], float] = time.monotonic
+        self, metadata: MetadataStore, cache: TieredCache, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._metadata = metadata
         self._cache = cache
@@ -73,7 +73,7 @@ class Authenticator:
         if parsed is None:
             raise Unauthorized("the API key is malformed")
         cache_key = f"auth:{parsed.key_id}"
-        cached = self._cache.get_now(cache_key)
+        cached = await self._cache.get(cache_key)
         if cached is not None:
             user_hex, scopes, digest = cached.decode().split("|")
             if user_hex == parsed.user_id.hex and hmac.compare_digest(
@@ -88,7 +88,7 @@ class Authenticator:
             raise Unauthorized("the API key is not valid")
         scopes_text = ",".join(sorted(s.value for s in record.scopes))
         value = f"{record.user_id.hex}|{scopes_text}|{record.secret_sha256.hex()}".encode()
-        self._cache.set_now(cache_key, value, AUTH_CACHE_TTL_S)
+        await self._cache.set(cache_key, value, AUTH_CACHE_TTL_S)
         return Principal(record.user_id, record.key_id, record.scopes)
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from photostore.blobs.paths import variant_key
 from photostore.blobs.port import BlobStore
-from photostore.cache.memory import MemoryCache
+from photostore.cache.tiered import TieredCache
 from photostore.domain import ApplyResult, Photo, PhotoChanges, PhotoStatus, Variant
 from photostore.events.port import Record
 from photostore.imaging.derive import make_derivatives
@@ -59,7 +59,7 @@ class PipelineHandlers:
         settings: Settings,
         metadata: MetadataStore,
         blobs: BlobStore,
-        cache: MemoryCache,
+        cache: TieredCache,
         notifier: Notifier,
     ) -> None:
         self._settings = settings
@@ -81,7 +81,7 @@ class PipelineHandlers:
         result = await self._metadata.apply_photo_update(
             "dispatch", message.event_id, message.photo_id, PhotoChanges(), [], [job]
         )
-        self._after(result, message.photo_id)
+        await self._after(result, message.photo_id)
 
     async def process(self, record: Record) -> None:
         message = decode(record.value)
@@ -96,7 +96,7 @@ class PipelineHandlers:
             "processing", message.event_id, photo.id, changes, [], [job]
         )
         self.stats.processed += result is ApplyResult.APPLIED
-        self._after(result, photo.id)
+        await self._after(result, photo.id)
 
     async def thumbnails(self, record: Record) -> None:
         message = decode(record.value)
@@ -136,7 +136,7 @@ class PipelineHandlers:
                 await self._blobs.delete(variant.bucket, variant.storage_path)
         elif result is ApplyResult.APPLIED:
             self.stats.derivatives += len(variants)
-        self._after(result, photo.id)
+        await self._after(result, photo.id)
 
     async def remove_objects(self, photo_id: uuid.UUID) -> None:
         """Delete a deleted photo's original and variants (idempotent)."""
@@ -157,8 +157,8 @@ class PipelineHandlers:
             return None
         return photo
 
-    def _after(self, result: ApplyResult, photo_id: uuid.UUID) -> None:
+    async def _after(self, result: ApplyResult, photo_id: uuid.UUID) -> None:
         self.stats.count(result)
         if result is ApplyResult.APPLIED:
-            self._cache.delete_now(cache_keys.photo_view(photo_id))
+            await self._cache.delete(cache_keys.photo_view(photo_id))
             self._notifier.notify()

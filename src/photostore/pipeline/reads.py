@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from photostore.blobs.port import BlobStore
-from photostore.cache.memory import MemoryCache
+from photostore.cache.tiered import TieredCache
 from photostore.domain import Photo, PhotoStatus, Variant
 from photostore.errors import PhotoNotFound
 from photostore.metadata.port import MetadataStore
@@ -62,7 +62,7 @@ def _decode(raw: bytes) -> PhotoView:
 
 class PhotoReader:
     def __init__(
-        self, metadata: MetadataStore, blobs: BlobStore, cache: MemoryCache, include_location: bool
+        self, metadata: MetadataStore, blobs: BlobStore, cache: TieredCache, include_location: bool
     ) -> None:
         self._metadata = metadata
         self._blobs = blobs
@@ -72,9 +72,15 @@ class PhotoReader:
         self._decoded: Memo[bytes, PhotoView] = Memo(DECODED_MEMO_SIZE, READY_TTL_S)
 
     def _cached_view(self, photo_id_text: str) -> PhotoView | None:
+        """The view from this process's cache tier (no await: the hot path uses it)."""
         raw = self._cache.get_now(cache_keys.photo_view_text(photo_id_text))
-        if raw is None:
-            return None
+        return None if raw is None else self._decoded_view(raw)
+
+    async def _shared_view(self, photo_id: uuid.UUID) -> PhotoView | None:
+        raw = await self._cache.get(cache_keys.photo_view(photo_id))
+        return None if raw is None else self._decoded_view(raw)
+
+    def _decoded_view(self, raw: bytes) -> PhotoView:
         view = self._decoded.get(raw)
         if view is None:
             view = _decode(raw)
@@ -83,12 +89,12 @@ class PhotoReader:
 
     async def view(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
         """The owner's view of a live photo; PhotoNotFound for anyone else, or if deleted."""
-        view = self._cached_view(str(photo_id))
+        view = self._cached_view(str(photo_id)) or await self._shared_view(photo_id)
         if view is None:
             photo = await self._metadata.get_photo(owner_id, photo_id)
             if photo is None:
                 raise PhotoNotFound()
-            view = self._remember(photo, await self._metadata.list_variants(photo_id))
+            view = await self._remember(photo, await self._metadata.list_variants(photo_id))
         if view.owner_hex != owner_id.hex:
             raise PhotoNotFound()
         return view
@@ -98,25 +104,25 @@ class PhotoReader:
         variants query for all of them."""
         views: dict[uuid.UUID, PhotoView] = {}
         for photo in page:
-            cached = self._cached_view(str(photo.id))
+            cached = self._cached_view(str(photo.id)) or await self._shared_view(photo.id)
             if cached is not None:
                 views[photo.id] = cached
         missing = [photo for photo in page if photo.id not in views]
         if missing:
             variants = await self._metadata.variants_of(owner_id, [p.id for p in missing])
             for photo in missing:
-                views[photo.id] = self._remember(photo, variants.get(photo.id, []))
+                views[photo.id] = await self._remember(photo, variants.get(photo.id, []))
         return [views[photo.id] for photo in page]
 
-    def fresh_view(self, photo: Photo) -> PhotoView:
+    async def fresh_view(self, photo: Photo) -> PhotoView:
         """The view of a photo just inserted: no variants yet, so no database read is needed."""
-        return self._remember(photo, [])
+        return await self._remember(photo, [])
 
-    def _remember(self, photo: Photo, variants: list[Variant]) -> PhotoView:
+    async def _remember(self, photo: Photo, variants: list[Variant]) -> PhotoView:
         view = self._view_of(photo, variants)
         ttl = READY_TTL_S if view.status == PhotoStatus.READY.value else PROCESSING_TTL_S
         raw = _encode(view)
-        self._cache.set_now(cache_keys.photo_view(photo.id), raw, ttl)
+        await self._cache.set(cache_keys.photo_view(photo.id), raw, ttl)
         self._decoded.put(raw, view)
         return view
 
@@ -147,16 +153,16 @@ class PhotoReader:
         """The whole object, from the cache when it is a small immutable derivative."""
         key = cache_keys.blob(ref.bucket, ref.key)
         if cacheable:
-            data = self._cache.get_now(key)
-            if data is not None:
-                return data
+            cached = await self._cache.get(key)
+            if cached is not None:
+                return cached
         data = await self._blobs.get(ref.bucket, ref.key)
         if cacheable:
-            self._cache.set_now(key, data, BLOB_TTL_S)
+            await self._cache.set(key, data, BLOB_TTL_S)
         return data
 
     async def read_range(self, ref: BlobRef, start: int, end: int) -> bytes:
         return await self._blobs.get_range(ref.bucket, ref.key, start, end)
 
-    def forget(self, photo_id: uuid.UUID) -> None:
-        self._cache.delete_now(cache_keys.photo_view(photo_id))
+    async def forget(self, photo_id: uuid.UUID) -> None:
+        await self._cache.delete(cache_keys.photo_view(photo_id))

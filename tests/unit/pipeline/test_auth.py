@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from photostore.cache.memory import MemoryCache
+from photostore.cache.tiered import TieredCache
 from photostore.domain import Scope
 from photostore.errors import Forbidden, Unauthorized
 from photostore.ids import new_user_id
@@ -51,7 +52,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     cache = MemoryCache(max_bytes=1 << 20, default_ttl_s=300, max_item_bytes=1 << 16, clock=clock)
     await store.start()
     try:
-        yield Env(store, cache, clock, Authenticator(store, cache, clock))
+        yield Env(store, cache, clock, Authenticator(store, TieredCache(cache), clock))
     finally:
         await store.close()
 

@@ -1,0 +1,88 @@
+"""Cluster mode for tests: one local cluster per test session, and a private corner of it (own
+shard databases, own buckets, own data folder) for each server a test starts."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from photostore.cluster.local import ClusterState, cluster_down, cluster_up
+from photostore.errors import BackendUnavailable, ConfigError
+from photostore.runtime import build_blobs
+from photostore.settings import load_settings
+from tests.support.engines.availability import unavailable
+
+POSTGRES_SERVER = "postgresql://postgres:postgres@127.0.0.1:5432"
+
+
+@contextmanager
+def local_cluster(folder: Path) -> Iterator[ClusterState]:
+    """``photostore cluster up`` in ``folder`` for the duration; down afterwards."""
+    try:
+        state = cluster_up(folder, f"{POSTGRES_SERVER}/postgres", say=lambda _: None)
+    except ConfigError as exc:
+        unavailable(f"the local cluster could not start: {exc.detail}")
+    try:
+        yield state
+    finally:
+        cluster_down(folder, say=lambda _: None)
+
+
+@dataclass(frozen=True)
+class ClusterTenant:
+    """Settings that give one server its own databases and buckets on the shared cluster."""
+
+    settings_file: Path
+    token: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "PHOTOSTORE_CONFIG": str(self.settings_file),
+            "PHOTOSTORE_METADATA__POSTGRES__DSN_TEMPLATE": f"{POSTGRES_SERVER}/ps_{self.token}_{{shard}}",
+            "PHOTOSTORE_PLACEMENT__BUCKET_PREFIX": self.bucket_prefix,
+        }
+
+    @property
+    def bucket_prefix(self) -> str:
+        return f"ps{self.token}-"
+
+    async def list_objects(self) -> set[str]:
+        settings = load_settings(self.settings_file, placement={"bucket_prefix": self.bucket_prefix})
+        names = [f"{self.bucket_prefix}{n}" for n in range(settings.placement.buckets)]
+        store = build_blobs(settings, names)
+        found: set[str] = set()
+        await store.start()
+        try:
+            for bucket in names:
+                try:
+                    found.update({f"{bucket}/{info.key}" async for info in store.list(bucket)})
+                except BackendUnavailable:
+                    continue  # the server has not created this bucket (yet): nothing in it
+        finally:
+            await store.close()
+        return found
+
+    def drop_databases(self) -> None:
+        async def drop() -> None:
+            conn = await asyncpg.connect(f"{POSTGRES_SERVER}/postgres")
+            try:
+                names = await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE $1", f"ps_{self.token}_%"
+                )
+                for row in names:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+
+
+def tenant_of(state: ClusterState) -> ClusterTenant:
+    return ClusterTenant(state.settings_file, secrets.token_hex(4))
