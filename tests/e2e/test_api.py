@@ -23,6 +23,7 @@ def test_health_ready_metrics_docs(server: ServerProcess) -> None:
     metrics = httpx.get(f"{server.url}/metrics").text
     assert "photostore_requests_total" in metrics
     assert 'photostore_shard_pool_setting{setting="max_open_conns",shard="0"}' in metrics
+    assert 'photostore_pool_max_open{role="primary",shard="0"' in metrics
     document = httpx.get(f"{server.url}/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert "/v1/photos/{photo_id}/variants/{name}" in document["paths"]

@@ -25,6 +25,8 @@ from photostore.api.metrics import ROUTE_KEY, ApiMetrics, MetricsMiddleware, Sta
 from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
 from photostore.errors import PhotostoreError
+from photostore.metadata.port import MetadataStore
+from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.messages import TOPIC_PROCESSING, TOPIC_THUMBNAILS, TOPIC_UPLOAD
 from photostore.pipeline.reads import PhotoReader
@@ -112,6 +114,23 @@ def routes() -> list[Route]:
     ]
 
 
+def _store_stats(metadata: MetadataStore) -> Iterable[tuple[str, str, str, dict[str, str], float]]:
+    """Per-shard pool use and replica health, where the store keeps them (SQL stores)."""
+    if not isinstance(metadata, SqlMetadataStore):
+        return
+    for pool in metadata.pool_stats():
+        labels = {"shard": str(pool.shard_id), "role": pool.role, "target": pool.target}
+        for name in ("size", "checked_out", "overflow", "idle", "max_open"):
+            value = float(getattr(pool, name))
+            yield "gauge", f"photostore_pool_{name}", f"connection pool {name}", labels, value
+    for replica in metadata.replica_stats():
+        labels = {"shard": str(replica.shard_id), "role": replica.role, "target": replica.target}
+        yield "gauge", "photostore_replica_healthy", "replica health", labels, float(replica.healthy)
+        yield "counter", "photostore_replica_reads", "reads served", labels, float(replica.reads)
+        if replica.latency_ms is not None:
+            yield "gauge", "photostore_replica_latency_ms", "latency EMA", labels, replica.latency_ms
+
+
 def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, str], float]]:
     cache = ctx.runtime.cache.stats()
     for name in ("hits", "misses", "evictions"):
@@ -127,6 +146,7 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         {},
         float(ctx.background.relay.published),
     )
+    yield from _store_stats(ctx.runtime.metadata)
     for loop in ctx.background.consumers:
         labels = {"group": loop.group, "topic": loop.topic}
         yield "counter", "photostore_events_handled", "events handled", labels, float(loop.stats.handled)

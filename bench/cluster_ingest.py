@@ -1,0 +1,179 @@
+"""Cluster ingest: photos/s through ``POST /v1/photos`` of a service in cluster mode (metadata on
+PostgreSQL, blobs on SeaweedFS S3, events and cache the local cluster's) beside raw obstore S3 puts
+of the same bytes to the same SeaweedFS at the same concurrency, alternating rounds, in one run.
+Reports service / raw (goal >= 0.8).
+
+The cluster is ``photostore cluster up`` (tests/support/cluster.py) with a private tenant (own shard
+databases and buckets, dropped at the end); the service runs with ``--role api``. The raw path puts
+with ``obstore.store.S3Store`` + ``obstore.put_async`` into one of the tenant's buckets, with the
+endpoint and credentials from the cluster's settings file. CPU per photo is counted for the server,
+the load client, SeaweedFS and the PostgreSQL server processes.
+
+    .venv/bin/python -m bench.cluster_ingest [--photos 60] [--rounds 3] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import obstore
+from obstore.store import S3Store
+
+from bench.ingest import own_cpu_s, service_uploads, session_cpu_s, unique_variant
+from bench.report import write_result
+from photostore.imaging.samples import make_photo_jpeg
+from photostore.settings import load_settings
+from tests.support.cluster import local_cluster, tenant_of
+from tests.support.server import ServerProcess, create_user
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of one process, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def comm_cpu_s(name: str) -> float:
+    """CPU seconds of every live process whose command name is ``name`` (e.g. the postgres backends)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text.split("(", 1)[1].rsplit(")", 1)[0] != name:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def s3_store(settings_file: Path, bucket: str) -> S3Store:
+    endpoint = load_settings(settings_file).blobs.s3.endpoints[0]
+    return S3Store(
+        bucket,
+        endpoint=endpoint.url,
+        region=endpoint.region,
+        access_key_id=endpoint.access_key_id,
+        secret_access_key=endpoint.secret_access_key.get_secret_value(),
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": endpoint.allow_http},
+    )
+
+
+async def raw_puts(store: S3Store, base: bytes, count: int, concurrency: int, run: str) -> float:
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            key = f"bench-raw/2026/11/28/{run}-{index:08d}"
+            await obstore.put_async(store, key, unique_variant(base, index, run))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=60, help="uploads per round and path")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--width", type=int, default=4000)
+    parser.add_argument("--height", type=int, default=3000)
+    opts = parser.parse_args()
+
+    base = make_photo_jpeg(opts.width, opts.height, seed=1)
+    work = Path(tempfile.mkdtemp(prefix="bench-cluster-ingest-", dir=Path.cwd()))
+    service_runs: list[float] = []
+    raw_runs: list[float] = []
+    cpu = dict.fromkeys(("server", "client", "weed_service", "pg_service", "raw", "weed_raw"), 0.0)
+    try:
+        with local_cluster(work / "cluster") as state:
+            weed_pid = next(p.pid for p in state.processes if p.name.lower().startswith(("weed", "seaweed")))
+            tenant = tenant_of(state)
+            server = ServerProcess(
+                work / "data", role="api", env={"PHOTOSTORE_LOG_LEVEL": "error"}, tenant=tenant
+            )
+            try:
+                server.start(timeout_s=60)
+                assert server.process is not None
+                _, key = create_user(server.url, "bench")
+                store = s3_store(state.settings_file, f"{tenant.bucket_prefix}0")
+                for round_no in range(opts.rounds):
+                    run = f"r{round_no}"
+                    before = (
+                        session_cpu_s(server.process.pid),
+                        own_cpu_s(),
+                        process_cpu_s(weed_pid),
+                        comm_cpu_s("postgres"),
+                    )
+                    service_runs.append(
+                        asyncio.run(service_uploads(server, key, base, opts.photos, opts.concurrency, run))
+                    )
+                    cpu["server"] += session_cpu_s(server.process.pid) - before[0]
+                    cpu["client"] += own_cpu_s() - before[1]
+                    cpu["weed_service"] += process_cpu_s(weed_pid) - before[2]
+                    cpu["pg_service"] += comm_cpu_s("postgres") - before[3]
+                    raw_before = own_cpu_s(), process_cpu_s(weed_pid)
+                    raw_runs.append(asyncio.run(raw_puts(store, base, opts.photos, opts.concurrency, run)))
+                    cpu["raw"] += own_cpu_s() - raw_before[0]
+                    cpu["weed_raw"] += process_cpu_s(weed_pid) - raw_before[1]
+            finally:
+                server.stop()
+                tenant.drop_databases()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    service, raw = statistics.median(service_runs), statistics.median(raw_runs)
+    n = opts.photos * opts.rounds
+
+    def ms(seconds: float) -> str:
+        return f"{seconds / n * 1e3:.1f} ms"
+
+    table = "\n".join(
+        [
+            f"{opts.photos} distinct {opts.width}x{opts.height} JPEGs of {len(base) / 1e6:.1f} MB per round "
+            f"and path, concurrency {opts.concurrency}, median of {opts.rounds} alternating rounds, "
+            "one local cluster (SeaweedFS S3 + PostgreSQL)",
+            "",
+            "| path | photos/s (median) | runs |",
+            "|---|---:|---|",
+            f"| POST /v1/photos (photostore, cluster mode, role api) | {service:.1f} | "
+            + ", ".join(f"{v:.1f}" for v in service_runs)
+            + " |",
+            f"| raw obstore S3Store put_async, same SeaweedFS | {raw:.1f} | "
+            + ", ".join(f"{v:.1f}" for v in raw_runs)
+            + " |",
+            "",
+            "| ratio | value | goal |",
+            "|---|---:|---|",
+            f"| service / raw S3 put | {service / raw:.3f} | >= 0.8 |",
+            "",
+            f"CPU per photo (user + system, all rounds): an upload costs server {ms(cpu['server'])} + "
+            f"load client {ms(cpu['client'])} + SeaweedFS {ms(cpu['weed_service'])} + PostgreSQL "
+            f"{ms(cpu['pg_service'])}; a raw put costs client {ms(cpu['raw'])} + SeaweedFS "
+            f"{ms(cpu['weed_raw'])} (on {os.cpu_count()} cores).",
+        ]
+    )
+    print(table)
+    write_result("cluster_ingest", table)
+
+
+if __name__ == "__main__":
+    main()
