@@ -75,6 +75,7 @@ class KafkaConsumer:
         self._consumer = AIOKafkaConsumer(group_id=group, **ctx.config)
         self._joined = asyncio.Event()
         self._epoch = 0
+        self._resumed_epoch = -1  # the last epoch whose partitions all had their positions at a poll
         # partition -> the offset a commit must pass: the first offset delivered since the last
         # assignment (the resume point), then the last committed. Only partitions delivered since.
         self._floor: dict[int, int] = {}
@@ -153,8 +154,11 @@ class KafkaConsumer:
     async def poll(self, max_records: int = 100, timeout_s: float = 1.0) -> list[Record]:
         """Up to ``max_records`` records of this member's partitions, waiting up to ``timeout_s``.
 
-        Returns ``[]`` on timeout. When nothing came, the broker is checked now and then (at most
-        once per the log's check interval), so an outage surfaces as ``BackendUnavailable``.
+        Returns ``[]`` on timeout. The first poll after an assignment first waits (at most the
+        request timeout) until the member's partitions have resumed from the committed offsets, as
+        the embedded log does in the same step, so an empty poll means nothing is waiting. When
+        nothing came, the broker is checked now and then (at most once per the log's check
+        interval), so an outage surfaces as ``BackendUnavailable``.
         """
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records}")
@@ -165,6 +169,7 @@ class KafkaConsumer:
                 return []
             try:
                 await self._renew_if_topic_came_back()
+                await self._resume_positions()
                 batches = await self._fetch(max_records, max(0.0, timeout_s))
             except BackendUnavailable:
                 if self._closed:
@@ -177,6 +182,27 @@ class KafkaConsumer:
             if not records:
                 await self._ctx.check_broker()
             return records
+
+    async def _resume_positions(self) -> None:
+        # Resuming takes a few round trips (committed offsets, then the log start where there is
+        # none); counted against the poll's timeout it would make a poll right after a rebalance
+        # come back empty although records are waiting.
+        epoch = self._epoch
+        if self._resumed_epoch == epoch:
+            return
+        partitions = list(self._consumer.assignment())
+        if partitions:
+            try:
+                async with asyncio.timeout(self._ctx.timeout_s):
+                    results = await asyncio.gather(
+                        *(self._consumer.position(tp) for tp in partitions), return_exceptions=True
+                    )
+            except TimeoutError:
+                return  # slow: this poll goes on, the next one waits again
+            if any(isinstance(r, BaseException) for r in results):
+                return  # reassigned meanwhile (IllegalStateError) or failing: the fetch will tell
+        if self._epoch == epoch:
+            self._resumed_epoch = epoch
 
     async def _fetch(self, max_records: int, timeout_s: float) -> dict[Any, list[Any]]:
         # getmany waits for a rebalance in progress to finish whatever its timeout says; a

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -113,11 +114,13 @@ def running_tansu() -> Iterator[TansuBroker]:
     try:
         broker.start()
     except (OSError, RuntimeError) as exc:
+        shutil.rmtree(broker.log_path.parent, ignore_errors=True)
         unavailable(f"tansu would not start: {exc}")
     try:
         yield broker
     finally:
         broker.stop()
+        shutil.rmtree(broker.log_path.parent, ignore_errors=True)
 
 
 async def delete_topics(bootstrap: str, names: Sequence[str], timeout_s: float = 30.0) -> None:
