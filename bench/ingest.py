@@ -114,7 +114,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     base = make_photo_jpeg(opts.width, opts.height, seed=1)
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=Path.cwd()))
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     server = ServerProcess(work / "data", role="api", env={"PHOTOSTORE_LOG_LEVEL": "error"}).start()
     service_runs: list[float] = []
     raw_runs: list[float] = []
