@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.ring", "bench.thumbnails", "bench.ingest", "bench.serving")
+BENCHMARKS = (
+    "bench.ring",
+    "bench.thumbnails",
+    "bench.ingest",
+    "bench.serving",
+    "bench.cluster_ingest",
+    "bench.timeline",
+    "bench.replica_reads",
+)
 
 
 def main() -> None:
