@@ -22,6 +22,7 @@ async def _upload_until_killed(
     server: ServerProcess, key: str, batch: list[bytes], kill_after: int
 ) -> dict[str, str]:
     acknowledged: dict[str, str] = {}  # sha256 -> photo id
+    refused: list[str] = []
     limit = asyncio.Semaphore(CONCURRENCY)
     headers = {"authorization": f"Bearer {key}"}
 
@@ -35,12 +36,15 @@ async def _upload_until_killed(
                     return  # the server died under this request: not acknowledged
                 if response.status_code in (200, 201):
                     acknowledged[hashlib.sha256(data).hexdigest()] = response.json()["id"]
+                else:
+                    refused.append(f"{response.status_code} {response.text[:200]}")
 
         tasks = [asyncio.create_task(upload(data)) for data in batch]
-        while len(acknowledged) < kill_after:
+        while len(acknowledged) < kill_after and not all(task.done() for task in tasks):
             await asyncio.sleep(0.005)
         server.kill()
         await asyncio.gather(*tasks)
+    assert len(acknowledged) >= kill_after, f"uploads refused before the kill: {refused[:3]}"
     return acknowledged
 
 

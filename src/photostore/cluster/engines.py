@@ -173,10 +173,10 @@ def start_seaweedfs(folder: Path) -> tuple[Launched, S3Access]:
         weed, "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.telemetry=false", "-master.volumeSizeLimitMB=1024", "-volume.max=16",
+        "-master.telemetry=false", "-master.volumeSizeLimitMB=1024", "-volume.max=256",
         "-volume.preStopSeconds=0", "-master.electionTimeout=1s", f"-s3.config={config}",
     ]  # fmt: skip
-    # One volume per new bucket: the default growth (7 each) lets only two buckets of -volume.max=16
+    # One volume per new bucket: the default growth (7 each) would use up -volume.max after a few buckets
     # take writes. A short election timeout makes a restart ready in ~3 s instead of ~13 s.
     (folder / "data").mkdir(exist_ok=True)
     log = folder / "seaweedfs.log"

@@ -1,8 +1,10 @@
 """A consumer loop: poll, handle each partition's records in order, commit after handling.
 
 Partitions are handled concurrently (bounded), records within one partition sequentially, so the
-per-key order the log gives is kept. A record that keeps failing is retried with backoff and then
-skipped and counted, so one poison event cannot stall its partition forever.
+per-key order the log gives is kept. A record whose handler fails because a backend is unavailable
+is retried, with capped backoff, until it succeeds or the loop stops (an outage must not drop
+work). A record that keeps failing for any other reason is retried a few times and then skipped
+and counted, so one poison event cannot stall its partition forever.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from photostore.errors import BackendUnavailable
 from photostore.events.port import EventLog, Record
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Record], Awaitable[None]]
+MAX_OUTAGE_BACKOFF_S = 5.0
 
 
 @dataclass
@@ -49,8 +53,10 @@ class ConsumerLoop:
         self._batch = batch
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         consumer = await self._events.consumer(self.group, self.topic)
         try:
             while not stop.is_set():
@@ -77,10 +83,22 @@ class ConsumerLoop:
                 await self._handle_one(record)
 
     async def _handle_one(self, record: Record) -> None:
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = 0
+        outage = 0
+        while True:
             try:
                 await self._handler(record)
+            except BackendUnavailable as exc:
+                if self._stop.is_set():
+                    raise  # not committed: the record comes again after the restart
+                outage += 1
+                self.stats.retries += 1
+                if outage == 1:
+                    log.warning("%s/%s waits for a backend: %s", self.group, self.topic, exc.detail)
+                await asyncio.sleep(min(self._backoff_s * 2 ** min(outage, 6), MAX_OUTAGE_BACKOFF_S))
+                continue
             except Exception:
+                attempt += 1
                 if attempt == self._max_attempts:
                     self.stats.failed += 1
                     log.exception(
@@ -93,6 +111,6 @@ class ConsumerLoop:
                     return
                 self.stats.retries += 1
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
-            else:
-                self.stats.handled += 1
-                return
+                continue
+            self.stats.handled += 1
+            return
