@@ -344,7 +344,7 @@ def wait_until_streaming(replica: PgServer, timeout_s: float = 30) -> None:
     _wait(lambda: fetchval(replica, sql), timeout_s, f"{replica.port} never started streaming")
 
 
-def wait_for_replay(primary: PgServer, replica: PgServer, timeout_s: float = 10) -> None:
+def wait_for_replay(primary: PgServer, replica: PgServer, timeout_s: float = 45) -> None:
     """Wait until ``replica`` has replayed everything ``primary`` had written when this was called."""
     lsn = run_async(lambda: fetchval(primary, "SELECT pg_current_wal_insert_lsn()::text"))
     sql = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
