@@ -14,7 +14,6 @@ the load client, SeaweedFS and the PostgreSQL server processes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -22,13 +21,20 @@ import signal
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import obstore
 from obstore.store import S3Store
 
-from bench.ingest import own_cpu_s, service_uploads, session_cpu_s, unique_variant
+from bench.ingest import (
+    own_cpu_s,
+    parse_options,
+    puts_per_second,
+    rate_row,
+    service_uploads,
+    session_cpu_s,
+    unique_variant,
+)
 from bench.report import write_result
 from photostore.imaging.samples import make_photo_jpeg
 from photostore.settings import load_settings
@@ -78,31 +84,15 @@ def s3_store(settings_file: Path, bucket: str) -> S3Store:
 
 
 async def raw_puts(store: S3Store, base: bytes, count: int, concurrency: int, run: str) -> float:
-    next_index = 0
+    async def put(index: int) -> None:
+        key = f"bench-raw/2026/11/28/{run}-{index:08d}"
+        await obstore.put_async(store, key, unique_variant(base, index, run))
 
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < count:
-            index = next_index
-            next_index += 1
-            key = f"bench-raw/2026/11/28/{run}-{index:08d}"
-            await obstore.put_async(store, key, unique_variant(base, index, run))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return count / (time.perf_counter() - started)
+    return await puts_per_second(count, concurrency, put)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--photos", type=int, default=60, help="uploads per round and path")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--width", type=int, default=4000)
-    parser.add_argument("--height", type=int, default=3000)
-    opts = parser.parse_args()
+    opts = parse_options(__doc__, photos=60, photos_help="uploads per round and path")
     # SIGTERM unwinds like Ctrl-C, so the servers started below are stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -166,12 +156,8 @@ def main() -> None:
             "",
             "| path | photos/s (median) | runs |",
             "|---|---:|---|",
-            f"| POST /v1/photos (photostore, cluster mode, role api) | {service:.1f} | "
-            + ", ".join(f"{v:.1f}" for v in service_runs)
-            + " |",
-            f"| raw obstore S3Store put_async, same SeaweedFS | {raw:.1f} | "
-            + ", ".join(f"{v:.1f}" for v in raw_runs)
-            + " |",
+            rate_row("POST /v1/photos (photostore, cluster mode, role api)", service_runs),
+            rate_row("raw obstore S3Store put_async, same SeaweedFS", raw_runs),
             "",
             "| ratio | value | goal |",
             "|---|---:|---|",

@@ -18,6 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import obstore
@@ -49,8 +50,8 @@ def _make_durable(path: str) -> None:
     _fsync(os.path.dirname(path))
 
 
-async def raw_puts(root: Path, base: bytes, count: int, concurrency: int, run: str) -> float:
-    store = LocalStore(prefix=root, mkdir=True)
+async def puts_per_second(count: int, concurrency: int, put: Callable[[int], Awaitable[None]]) -> float:
+    """Call ``put(index)`` for indexes ``0 .. count - 1`` from ``concurrency`` workers; puts/s."""
     next_index = 0
 
     async def worker() -> None:
@@ -58,13 +59,22 @@ async def raw_puts(root: Path, base: bytes, count: int, concurrency: int, run: s
         while next_index < count:
             index = next_index
             next_index += 1
-            key = f"photos/2026/11/28/{run}-{index:08d}"
-            await obstore.put_async(store, key, unique_variant(base, index, run))
-            await asyncio.to_thread(_make_durable, str(root / key))
+            await put(index)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return count / (time.perf_counter() - started)
+
+
+async def raw_puts(root: Path, base: bytes, count: int, concurrency: int, run: str) -> float:
+    store = LocalStore(prefix=root, mkdir=True)
+
+    async def put(index: int) -> None:
+        key = f"photos/2026/11/28/{run}-{index:08d}"
+        await obstore.put_async(store, key, unique_variant(base, index, run))
+        await asyncio.to_thread(_make_durable, str(root / key))
+
+    return await puts_per_second(count, concurrency, put)
 
 
 async def service_uploads(
@@ -102,16 +112,26 @@ def own_cpu_s() -> float:
     return times.user + times.system
 
 
-def main() -> None:
+def parse_options(description: str | None, photos: int, photos_help: str) -> argparse.Namespace:
+    """The command line the ingest benchmarks share; they differ only in how many photos a run is."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--photos", type=int, default=120, help="uploads per run")
+    parser.add_argument("--photos", type=int, default=photos, help=photos_help)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--width", type=int, default=4000)
     parser.add_argument("--height", type=int, default=3000)
-    opts = parser.parse_args()
+    return parser.parse_args()
+
+
+def rate_row(path: str, runs: list[float]) -> str:
+    """A results-table row: the path, its median photos/s and every run's."""
+    return f"| {path} | {statistics.median(runs):.1f} | " + ", ".join(f"{v:.1f}" for v in runs) + " |"
+
+
+def main() -> None:
+    opts = parse_options(__doc__, photos=120, photos_help="uploads per run")
 
     base = make_photo_jpeg(opts.width, opts.height, seed=1)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -148,12 +168,8 @@ def main() -> None:
             "",
             "| path | photos/s (median) | runs |",
             "|---|---:|---|",
-            f"| POST /v1/photos (photostore, role api) | {service:.1f} | "
-            + ", ".join(f"{v:.1f}" for v in service_runs)
-            + " |",
-            f"| raw obstore put + fsync file and folder | {raw:.1f} | "
-            + ", ".join(f"{v:.1f}" for v in raw_runs)
-            + " |",
+            rate_row("POST /v1/photos (photostore, role api)", service_runs),
+            rate_row("raw obstore put + fsync file and folder", raw_runs),
             "",
             "| ratio | value | goal |",
             "|---|---:|---|",

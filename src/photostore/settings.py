@@ -161,6 +161,12 @@ class EventSettings(Section):
     topics: dict[str, TopicSettings] = Field(default_factory=_default_topics)
     relay_interval_s: float = Field(default=0.05, gt=0)
     worker_concurrency: int = Field(default=2, ge=1, le=256)
+    # A photo still processing whose row has not changed for this long is re-driven through the
+    # pipeline (its event was lost, e.g. by a broker that restarted without its log).
+    redrive_after_s: float = Field(default=600.0, gt=0)
+    # ... but only while the pipeline has caught up (total lag of its groups at most this): with a
+    # backlog the photo may just be waiting in it, and re-driving would only grow the backlog.
+    redrive_max_lag: int = Field(default=100, ge=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from photostore import ids
@@ -546,6 +546,38 @@ async def test_apply_photo_update_on_a_gone_photo_changes_nothing(env: Env) -> N
     assert await outbox_size(env) == 0
     shard = env.engines[env.store.shard_of(user.id)]
     assert await count(shard, processed_events) == 0
+
+
+async def test_stalled_photos_are_the_live_processing_ones_unchanged_since(env: Env) -> None:
+    user = await new_user(env)
+    shard = env.store.shard_of(user.id)
+    old = now() - timedelta(hours=1)
+    stalled = [replace(photo_of(user), updated_at=old - timedelta(minutes=n)) for n in range(3)]
+    ready = replace(photo_of(user), updated_at=old)
+    deleted = replace(photo_of(user), updated_at=old)
+    fresh = photo_of(user)
+    for photo in (*stalled, ready, deleted, fresh):
+        await env.store.insert_photo(photo, [])
+    await env.store.apply_photo_update(
+        "thumbnails", uuid.uuid4(), ready.id, PhotoChanges(status=PhotoStatus.READY), [], []
+    )
+    await env.store.delete_photo(user.id, deleted.id, [])
+    async with env.engines[shard].begin() as conn:  # both updates touched their rows: age them again
+        for photo in (ready, deleted):
+            await conn.execute(update(photos).where(photos.c.id == photo.id).values(updated_at=old))
+    cutoff = now() - timedelta(minutes=1)
+
+    found = await env.store.stalled_photos(shard, cutoff, 10)
+
+    assert [p.id for p in found] == [p.id for p in reversed(stalled)]  # oldest change first
+    assert [p.id for p in await env.store.stalled_photos(shard, cutoff, 2)] == [stalled[2].id, stalled[1].id]
+    assert await env.store.stalled_photos(shard, cutoff, 0) == []
+    others = [n for n in env.store.shard_ids() if n != shard]
+    for other in others:
+        assert await env.store.stalled_photos(other, cutoff, 10) == []
+    # A photo that moves (any applied update touches its row) is no longer stalled.
+    await env.store.apply_photo_update("processing", uuid.uuid4(), stalled[2].id, PhotoChanges(), [], [])
+    assert stalled[2].id not in [p.id for p in await env.store.stalled_photos(shard, cutoff, 10)]
 
 
 async def test_variants_are_upserted_by_name(env: Env) -> None:

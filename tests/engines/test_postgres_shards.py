@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from photostore import ids
 from photostore.domain import User
 from photostore.errors import BackendUnavailable
+from photostore.metadata.engines import PING_AFTER_IDLE_S
 from photostore.metadata.factory import open_postgres_from_settings
 from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.settings import (
@@ -145,3 +146,41 @@ async def test_a_restarted_shard_server_fails_fast_then_recovers_alone(tmp_path:
             late = user_on(1)
             await store.create_user(late)
             assert await store.get_user(late.id) == late
+
+
+async def _terminate_pooled_backends(database: str) -> int:
+    """Kill, server side, every session of ``database`` (as a server restart or a proxy would)."""
+    return int(
+        await fetchval(
+            SYSTEM,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    )
+
+
+async def test_pooled_connections_killed_by_the_server_are_replaced_without_failing_reads(
+    tmp_path: Path,
+) -> None:
+    await _require_system_server()
+    with throwaway_databases(SYSTEM, SHARDS, "ps_broken") as names:
+        shards = [
+            PostgresShardSettings(id=n, dsn=SecretStr(SYSTEM.dsn(name))) for n, name in enumerate(names)
+        ]
+        async with started(settings_with(tmp_path, PostgresSettings(shards=shards))) as store:
+            user = user_on(0)
+            await store.create_user(user)
+            assert await store.list_photos(user.id, 10) == []  # the pool holds a connection now
+
+            # Busy use: killed a moment ago, used at once (no idle ping): the read retries once.
+            assert await _terminate_pooled_backends(names[0]) > 0
+            assert await store.list_photos(user.id, 10) == []  # on the asyncpg driver directly
+            assert await _terminate_pooled_backends(names[0]) > 0
+            assert await store.get_user(user.id) == user  # through SQLAlchemy
+
+            # Idle use: killed while idle past the ping threshold: the checkout ping replaces it.
+            assert await _terminate_pooled_backends(names[0]) > 0
+            await asyncio.sleep(PING_AFTER_IDLE_S + 0.2)
+            assert await store.list_photos(user.id, 10) == []
+            assert await store.get_user(user.id) == user

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from photostore.pipeline.messages import (
     photo_event,
 )
 from photostore.pipeline.reads import PhotoReader
+from photostore.pipeline.reconciler import StalledPhotoReconciler
 from photostore.pipeline.relay import OutboxRelay
 from photostore.pipeline.upload import UploadService
 from photostore.pipeline.users import create_user
@@ -155,3 +157,44 @@ async def test_a_page_of_views_reads_variants_once_for_all_photos(pipeline: Pipe
         assert set(view.blobs) == {"original", "thumb", "preview"}
     # The views are cached now: the single-photo read gives the same answer.
     assert (await reader.view(user.id, ids[0])).json == views[-1].json
+
+
+async def test_a_photo_whose_event_was_lost_is_redriven_to_ready(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    reconciler = StalledPhotoReconciler(
+        runtime.metadata, runtime.events, runtime.notifier, after_s=60, max_lag=0
+    )
+    user, _ = await create_user(runtime.metadata, "dora")
+    lost = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=20))).photo
+    gone = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=21))).photo
+
+    async def drop(record: Record) -> None:  # the broker lost it: consumed, never handled
+        pass
+
+    assert len(await pipeline.deliver("dispatch", TOPIC_UPLOAD, drop)) == 2
+    assert await runtime.metadata.delete_photo(user.id, gone.id, []) is not None
+    assert await reconciler.pass_once() == []  # not stalled yet: both moved within after_s
+
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    waiting = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=22))).photo
+    await pipeline.relay.drain_all()
+    assert await reconciler.backlog() == 1  # its event waits in the queue: the pipeline is behind
+    assert await reconciler.pass_once(now=later) == []
+    assert reconciler.stats.skipped == 1
+    assert len(await pipeline.deliver("dispatch", TOPIC_UPLOAD, pipeline.handlers.dispatch)) == 1
+    await pipeline.run_all_stages()
+    done = await runtime.metadata.get_photo_any_state(waiting.id)
+    assert done is not None
+    assert done.status is PhotoStatus.READY
+
+    assert await reconciler.pass_once(now=later) == [lost.id]  # the deleted one stays deleted
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    assert await reconciler.pass_once(now=soon) == []  # the re-drive touched the row
+    await pipeline.run_all_stages()
+
+    ready = await runtime.metadata.get_photo_any_state(lost.id)
+    assert ready is not None
+    assert ready.status is PhotoStatus.READY
+    assert sorted(v.name for v in await runtime.metadata.list_variants(lost.id)) == ["preview", "thumb"]
+    assert await reconciler.pass_once(now=later + timedelta(hours=1)) == []  # ready: nothing left
+    assert reconciler.stats.redriven == 1

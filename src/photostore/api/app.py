@@ -28,7 +28,7 @@ from photostore.errors import PhotostoreError
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.pipeline.auth import Authenticator
-from photostore.pipeline.messages import TOPIC_PROCESSING, TOPIC_THUMBNAILS, TOPIC_UPLOAD
+from photostore.pipeline.messages import PIPELINE_GROUPS
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices, Role
 from photostore.pipeline.upload import UploadService
@@ -146,6 +146,13 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         {},
         float(ctx.background.relay.published),
     )
+    yield (
+        "counter",
+        "photostore_photos_redriven",
+        "stalled photos re-driven through the pipeline",
+        {},
+        float(ctx.background.reconciler.stats.redriven),
+    )
     yield from _store_stats(ctx.runtime.metadata)
     for loop in ctx.background.consumers:
         labels = {"group": loop.group, "topic": loop.topic}
@@ -155,10 +162,9 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
 
 async def export_lag(runtime: Runtime, metrics: ApiMetrics) -> None:
     """Refresh the consumer-lag gauge of every group and partition, every few seconds."""
-    groups = (("dispatch", TOPIC_UPLOAD), ("processing", TOPIC_PROCESSING), ("thumbnails", TOPIC_THUMBNAILS))
     while True:
         try:
-            for group, topic in groups:
+            for group, topic in PIPELINE_GROUPS:
                 for partition, lag in (await runtime.events.lag(group, topic)).items():
                     metrics.consumer_lag.labels(group, topic, str(partition)).set(lag)
         except PhotostoreError as exc:

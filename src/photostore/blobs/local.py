@@ -31,6 +31,7 @@ import obstore
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import LocalStore
 
+from photostore.blobs.listing import list_by_prefix
 from photostore.blobs.port import BlobInfo
 from photostore.errors import (
     BackendUnavailable,
@@ -236,31 +237,13 @@ class LocalBlobStore:
         """
         store = self._store(bucket)
         _check_prefix(prefix)
-        async for meta in self._walk(store, bucket, prefix.rpartition("/")[0], prefix):
-            yield _info(meta)
 
-    async def _walk(
-        self, store: LocalStore, bucket: str, folder: str, prefix: str
-    ) -> AsyncIterator[ObjectMeta]:
-        # obstore matches whole segments only, so walk the folders that can hold ``prefix`` and
-        # filter by string. Sorting files by name and folders by name + "/" at each level yields
-        # the keys in plain lexicographic order (S3's order).
-        try:
-            listing = await obstore.list_with_delimiter_async(store, folder or None)
-        except FileNotFoundError:
-            return
-        except (ObstoreError, OSError, ValueError) as exc:
+        def translate(exc: Exception) -> NoReturn:
             _raise_translated(exc, bucket, prefix)
-        entries: list[tuple[str, ObjectMeta | None]] = [(m["path"], m) for m in listing["objects"]]
-        entries.extend((f"{sub}/", None) for sub in listing["common_prefixes"])
-        entries.sort(key=lambda entry: entry[0])
-        for name, meta in entries:
-            if meta is not None:
-                if name.startswith(prefix):
-                    yield meta
-            elif name.startswith(prefix) or prefix.startswith(name):
-                async for inner in self._walk(store, bucket, name[:-1], prefix):
-                    yield inner
+
+        # No folder yet under the prefix means no objects there, not an error.
+        async for meta in list_by_prefix(store, prefix, translate, missing_folder_is_empty=True):
+            yield _info(meta)
 
 
 def _info(meta: ObjectMeta) -> BlobInfo:

@@ -39,6 +39,7 @@ from photostore.blobs.buckets import (
     ensure_bucket,
     place_buckets,
 )
+from photostore.blobs.listing import list_by_prefix
 from photostore.blobs.local import check_key
 from photostore.blobs.port import BlobInfo
 from photostore.errors import (
@@ -282,28 +283,12 @@ class S3BlobStore:
         """Objects whose key starts with ``prefix`` (plain string match), in key order."""
         store, placement = self._store(bucket)
         _check_prefix(prefix)
-        async for meta in self._walk(store, placement, prefix.rpartition("/")[0], prefix):
-            yield _info(meta)
 
-    async def _walk(
-        self, store: S3Store, placement: BucketPlacement, folder: str, prefix: str
-    ) -> AsyncIterator[ObjectMeta]:
-        # A delimiter listing gives one folder's objects and subfolders. Sorting objects by key and
-        # subfolders by key + "/" yields plain lexicographic order whatever order the server used.
-        try:
-            listing = await obstore.list_with_delimiter_async(store, folder or None)
-        except _ERRORS as exc:
+        def translate(exc: Exception) -> NoReturn:
             _raise_translated(exc, placement, prefix)
-        entries: list[tuple[str, ObjectMeta | None]] = [(m["path"], m) for m in listing["objects"]]
-        entries.extend((f"{sub}/", None) for sub in listing["common_prefixes"])
-        entries.sort(key=lambda entry: entry[0])
-        for name, meta in entries:
-            if meta is not None:
-                if name.startswith(prefix):
-                    yield meta
-            elif name.startswith(prefix) or prefix.startswith(name):
-                async for inner in self._walk(store, placement, name[:-1], prefix):
-                    yield inner
+
+        async for meta in list_by_prefix(store, prefix, translate):
+            yield _info(meta)
 
 
 # --- error translation ------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ Guarantees (the port's, as the embedded log gives them):
   of records from before a rebalance cannot undo what another member committed since.
 - A member whose topic vanished and came back (a broker that restarted empty, such as tansu) rejoins
   as a new member at its next poll, so it gets partitions again without anyone's help.
+- A member whose position in a partition is past that partition's end (a broker that lost its log,
+  such as tansu after a restart, answers such a fetch with nothing where Kafka answers
+  OffsetOutOfRange) resets that partition to its earliest offset, as ``auto_offset_reset`` does on
+  Kafka. Positions are audited every ``audit_interval_s`` against the high watermark of the last
+  fetch; a partition is reset only when two audits in a row find it past the end at the same
+  position, so a watermark from before a restart cannot cause it.
 - Errors of the driver reach the caller as ``BackendUnavailable``; every call is bounded in time
   (a poll by its timeout; a rejoin by the join timeout).
 """
@@ -51,6 +57,7 @@ class ConsumerContext:
     broker_failed: Callable[[], None]  # the next call re-checks the topics
     closed: Callable[[KafkaConsumer], None]
     leave_group: Callable[[str, str], Awaitable[None]]  # (group, member id), best effort
+    audit_interval_s: float  # how often positions are compared with the partitions' ends
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -83,6 +90,9 @@ class KafkaConsumer:
         self._topic_lost = False  # the topic vanished from the metadata after it had been seen
         self._refreshed_at = 0.0
         self._renewing = False
+        self._audited_at = 0.0
+        self._past_end: dict[int, int] = {}  # partition -> position found past the end by the last audit
+        self.positions_reset = 0  # partitions reset to earliest by the audit, for tests and metrics
         self._poll_lock = asyncio.Lock()
         self._closed = False
 
@@ -170,6 +180,7 @@ class KafkaConsumer:
             try:
                 await self._renew_if_topic_came_back()
                 await self._resume_positions()
+                await self._audit_positions()
                 batches = await self._fetch(max_records, max(0.0, timeout_s))
             except BackendUnavailable:
                 if self._closed:
@@ -203,6 +214,56 @@ class KafkaConsumer:
                 return  # reassigned meanwhile (IllegalStateError) or failing: the fetch will tell
         if self._epoch == epoch:
             self._resumed_epoch = epoch
+
+    async def _audit_positions(self) -> None:
+        """Reset partitions whose position is past their end (see the module docstring)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._audited_at < self._ctx.audit_interval_s:
+            return
+        self._audited_at = now
+        partitions = list(self._consumer.assignment())
+        if not partitions:
+            self._past_end = {}
+            return
+        try:
+            async with asyncio.timeout(self._ctx.timeout_s):
+                found = await asyncio.gather(
+                    *(self._consumer.position(tp) for tp in partitions), return_exceptions=True
+                )
+        except TimeoutError:
+            return
+        # The end is the high watermark of the partition's last fetch response: exact on tansu too
+        # (unlike its ListOffsets), and it costs no request.
+        past_end: dict[int, int] = {}
+        positions = []
+        for tp, position in zip(partitions, found, strict=True):
+            if not isinstance(position, int):
+                continue
+            positions.append(tp)
+            end = self._consumer.highwater(tp)
+            if end is not None and position > end:
+                past_end[tp.partition] = position
+        confirmed = [
+            tp for tp in positions if self._past_end.get(tp.partition, -1) == past_end.get(tp.partition)
+        ]
+        self._past_end = past_end
+        if not confirmed:
+            return
+        log.warning(
+            "group %s: %s partitions %s are past their end (the broker lost records); reading them "
+            "again from the earliest offset",
+            self.group,
+            self.topic,
+            sorted(tp.partition for tp in confirmed),
+        )
+        try:
+            await self._consumer.seek_to_beginning(*confirmed)
+        except IllegalStateError:  # reassigned meanwhile: the new owner resumes on its own
+            return
+        for tp in confirmed:
+            self._floor.pop(tp.partition, None)
+            self._past_end.pop(tp.partition, None)
+        self.positions_reset += len(confirmed)
 
     async def _fetch(self, max_records: int, timeout_s: float) -> dict[Any, list[Any]]:
         # getmany waits for a rebalance in progress to finish whatever its timeout says; a

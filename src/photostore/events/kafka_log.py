@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 # JoinGroup is answered only when the group has formed: up to the rebalance timeout (= the session
 # timeout here) on Kafka, plus its initial rebalance delay (3 s by default); half the session on tansu.
 _JOIN_SLACK_S = 5.0
+# How often a member compares its positions with its partitions' ends (see _kafka_consumer).
+_AUDIT_INTERVAL_S = 2.0
 # Errors with which a broker refuses the idempotent producer's InitProducerId.
 _NO_IDEMPOTENCE = (UnknownError, UnsupportedVersionError, IncompatibleBrokerVersion)
 
@@ -328,6 +330,7 @@ class KafkaEventLog:
             broker_failed=self._broker_failed,
             closed=self._consumers.discard,
             leave_group=self._leave_group,
+            audit_interval_s=_AUDIT_INTERVAL_S,
         )
 
     async def _leave_group(self, group: str, member_id: str) -> None:

@@ -96,13 +96,17 @@ def postgres_url(dsn: str | URL) -> URL:
     raise ValueError(f"not a PostgreSQL DSN: {url.render_as_string(hide_password=True)}")
 
 
+# A pooled connection idle longer than this is pinged before use (see metadata/pooling.py).
+PING_AFTER_IDLE_S = 1.0
+
+
 def build_postgres_engine(
     dsn: str | URL,
     pool: PoolSettings,
     *,
     connect_timeout_s: float = 5.0,
     pool_timeout_s: float = 30.0,
-    pre_ping: bool = True,
+    ping_after_idle_s: float | None = PING_AFTER_IDLE_S,
     application_name: str = "photostore",
 ) -> AsyncEngine:
     """An engine on one PostgreSQL shard database."""
@@ -111,14 +115,14 @@ def build_postgres_engine(
         postgres_url(dsn),
         poolclass=AsyncAdaptedQueuePool,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=pre_ping,
+        pool_pre_ping=False,  # see ping_after_idle_s
         connect_args={
             "timeout": connect_timeout_s,
             "server_settings": {"application_name": application_name},
         },
         **plan.engine_kwargs(),
     )
-    install_idle_timeout(engine.sync_engine, plan.idle_timeout_s)
+    install_idle_timeout(engine.sync_engine, plan.idle_timeout_s, ping_after_idle_s)
     return engine
 
 

@@ -18,6 +18,11 @@ PoolConfig (settings)      SQLAlchemy                     behaviour
 
 Like ``database/sql``, the limits are enforced lazily: nothing reaps idle connections in the
 background, but at most ``max_idle_conns`` stay open while idle, and no stale connection is used.
+
+A connection that sat idle for more than ``ping_after_s`` is pinged at checkout and replaced if the
+ping fails (SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip per query, which
+under load buys nothing, since a connection used a moment ago is alive). A connection broken while
+in busy use (a server restart under load) fails its statement instead; reads retry that once.
 """
 
 from __future__ import annotations
@@ -67,8 +72,9 @@ def plan_pool(pool: PoolSettings) -> PoolPlan:
     )
 
 
-def install_idle_timeout(engine: Engine, idle_timeout_s: float) -> None:
-    """Replace, at checkout, any pooled connection that has been idle longer than ``idle_timeout_s``.
+def install_idle_timeout(engine: Engine, idle_timeout_s: float, ping_after_s: float | None = None) -> None:
+    """Replace, at checkout, any pooled connection that has been idle longer than ``idle_timeout_s``,
+    or longer than ``ping_after_s`` and failing a ping.
 
     On checkin the pool entry remembers when it went idle. On checkout, raising DisconnectionError
     makes SQLAlchemy close that DBAPI connection and open a fresh one in its place (the entry's
@@ -80,8 +86,18 @@ def install_idle_timeout(engine: Engine, idle_timeout_s: float) -> None:
 
     def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
         since = record.info.pop(_IDLE_SINCE, None)
-        if since is not None and time.monotonic() - since > idle_timeout_s:
+        if since is None:  # new: just connected
+            return
+        idle_s = time.monotonic() - since
+        if idle_s > idle_timeout_s:
             raise exc.DisconnectionError(f"connection idle for more than {idle_timeout_s} s")
+        if ping_after_s is not None and idle_s > ping_after_s:
+            try:
+                dbapi_connection.ping()
+            except Exception as error:
+                raise exc.DisconnectionError(
+                    f"connection idle {idle_s:.1f} s failed its ping: {error}"
+                ) from error
 
     event.listen(engine, "checkin", on_checkin)
     event.listen(engine, "checkout", on_checkout)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from photostore.domain import (
@@ -96,6 +97,10 @@ class MetadataStore(Protocol):
     ) -> ApplyResult:
         """In one transaction: unless (consumer, event_id) was processed or the photo is not live,
         set ``changes``, upsert ``variants``, append ``events`` and record the event as processed."""
+
+    async def stalled_photos(self, shard_id: int, updated_before: datetime, limit: int) -> list[Photo]:
+        """Live photos of ``shard_id`` still processing whose row last changed before
+        ``updated_before``, oldest change first, at most ``limit`` (read on the primary)."""
 
     # outbox
     async def pending_outbox(self, shard_id: int, limit: int) -> list[OutboxRecord]: ...

@@ -146,6 +146,13 @@ Index(
     sqlite_where=photos.c.deleted_at.is_(None) & photos.c.idempotency_key.is_not(None),
     postgresql_where=photos.c.deleted_at.is_(None) & photos.c.idempotency_key.is_not(None),
 )
+# The reconciler's scan: live photos still in the pipeline, by when they last moved (migration 0002).
+Index(
+    "ix_photos_in_flight",
+    photos.c.updated_at,
+    sqlite_where=(photos.c.status == "processing") & photos.c.deleted_at.is_(None),
+    postgresql_where=(photos.c.status == "processing") & photos.c.deleted_at.is_(None),
+)
 
 variants = Table(
     "variants",

@@ -31,6 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Executable, RowMapping, Select, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from photostore.domain import (
@@ -47,7 +48,7 @@ from photostore.domain import (
 )
 from photostore.errors import BadRequest, Conflict, IdempotencyKeyReused, UnknownShard
 from photostore.ids import placement_key_of
-from photostore.metadata import rows
+from photostore.metadata import driver_reads, rows
 from photostore.metadata.dialect import insert_or_ignore, upsert
 from photostore.metadata.engines import is_sqlite, single_read_options, write_options
 from photostore.metadata.group_commit import GroupCommit
@@ -215,10 +216,23 @@ class SqlMetadataStore:
         ``run`` must only read: on a replica a write fails, and a failed ``run`` may run twice.
         """
         engine = self._engine(shard_id)
+
+        async def once_more_if_broken(target: AsyncEngine) -> T:
+            # Pooled connections are pinged only after sitting idle (metadata/pooling.py): one broken
+            # in busy use (a server restart under load) fails here, and its pool is invalidated.
+            try:
+                return await run(target)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                return await run(target)
+
         with translated(what):
             if self._reads is None:
-                return await run(engine)
-            return await self._reads.read(shard_id, run, concerning=concerning, primary_only=primary_only)
+                return await once_more_if_broken(engine)
+            return await self._reads.read(
+                shard_id, once_more_if_broken, concerning=concerning, primary_only=primary_only
+            )
 
     async def _read_one(
         self, shard_id: int, stmt: Select[Any], what: str, *, concerning: uuid.UUID | None = None
@@ -355,12 +369,19 @@ class SqlMetadataStore:
         """
         if limit <= 0:
             return []
-        condition = (photos.c.user_id == owner_id) & photos.c.deleted_at.is_(None)
-        if before is not None:
-            condition &= photos.c.id < before
-        stmt = select(photos).where(condition).order_by(photos.c.id.desc()).limit(limit)
-        found = await self._read_rows(self.shard_of(owner_id), stmt, "list_photos", concerning=owner_id)
-        return [rows.to_photo(row) for row in found]
+
+        async def run(engine: AsyncEngine) -> list[Photo]:
+            async with engine.connect() as conn:
+                if not is_sqlite(engine):  # the hot path: see metadata/driver_reads.py
+                    return await driver_reads.list_photos(conn, owner_id, limit, before)
+                condition = (photos.c.user_id == owner_id) & photos.c.deleted_at.is_(None)
+                if before is not None:
+                    condition &= photos.c.id < before
+                stmt = select(photos).where(condition).order_by(photos.c.id.desc()).limit(limit)
+                await conn.execution_options(**single_read_options(engine))
+                return [rows.to_photo(row) for row in (await conn.execute(stmt)).mappings()]
+
+        return await self.run_read(self.shard_of(owner_id), run, "list_photos", concerning=owner_id)
 
     async def delete_photo(
         self, owner_id: uuid.UUID, photo_id: uuid.UUID, events: Sequence[NewEvent]
@@ -452,6 +473,25 @@ class SqlMetadataStore:
                 await conn.execute(stmt, [rows.variant_row(variant) for variant in variants])
             await self._append_events(conn, events)
             return ApplyResult.APPLIED
+
+    async def stalled_photos(self, shard_id: int, updated_before: datetime, limit: int) -> list[Photo]:
+        """Live photos of ``shard_id`` still processing whose row last changed before
+        ``updated_before``, oldest change first, at most ``limit``; on the primary, where the
+        pipeline writes (a lagging replica would make every photo look stalled)."""
+        if limit <= 0:
+            return []
+        stmt = (
+            select(photos)
+            .where(
+                (photos.c.status == PhotoStatus.PROCESSING.value)
+                & photos.c.deleted_at.is_(None)
+                & (photos.c.updated_at < updated_before)
+            )
+            .order_by(photos.c.updated_at)
+            .limit(limit)
+        )
+        found = await self._read_rows(shard_id, stmt, "stalled_photos", primary_only=True)
+        return [rows.to_photo(row) for row in found]
 
     # --- outbox ---------------------------------------------------------------------------------
 

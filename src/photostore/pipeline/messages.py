@@ -12,6 +12,12 @@ from photostore.domain import NewEvent
 TOPIC_UPLOAD = "photo-upload"
 TOPIC_PROCESSING = "photo-processing"
 TOPIC_THUMBNAILS = "thumbnail-generation"
+# The pipeline's consumer groups, each on its topic, in stage order.
+PIPELINE_GROUPS = (
+    ("dispatch", TOPIC_UPLOAD),
+    ("processing", TOPIC_PROCESSING),
+    ("thumbnails", TOPIC_THUMBNAILS),
+)
 
 PHOTO_UPLOADED = "photo.uploaded"
 PHOTO_DELETED = "photo.deleted"

@@ -1,4 +1,5 @@
-"""The background roles of a process: the outbox relay, the three consumer groups, housekeeping.
+"""The background roles of a process: the outbox relay, the three consumer groups, housekeeping
+(event retention, re-driving stalled photos).
 
 ``serve`` runs them beside the API in one process by default; ``--role worker`` or ``--role relay``
 runs them alone, so each can be scaled on its own.
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from photostore.pipeline.consumer import ConsumerLoop
 from photostore.pipeline.handlers import PipelineHandlers
 from photostore.pipeline.messages import TOPIC_PROCESSING, TOPIC_THUMBNAILS, TOPIC_UPLOAD
+from photostore.pipeline.reconciler import StalledPhotoReconciler
 from photostore.pipeline.relay import OutboxRelay, RelayLease
 from photostore.runtime import Runtime
 
@@ -35,6 +37,13 @@ class BackgroundServices:
         )
         self.relay = OutboxRelay(
             runtime.metadata, runtime.events, runtime.notifier, settings.events.relay_interval_s
+        )
+        self.reconciler = StalledPhotoReconciler(
+            runtime.metadata,
+            runtime.events,
+            runtime.notifier,
+            after_s=settings.events.redrive_after_s,
+            max_lag=settings.events.redrive_max_lag,
         )
         concurrency = settings.events.worker_concurrency
         self.consumers = [
@@ -59,6 +68,7 @@ class BackgroundServices:
             lease = RelayLease(self.runtime.settings.data_dir / "locks" / "relay.lock")
             jobs.append(self.relay.run(self._stop, lease))
             jobs.append(self._retention())
+            jobs.append(self.reconciler.run(self._stop))
         if self.role in ("all", "worker"):
             jobs.extend(loop.run(self._stop) for loop in self.consumers)
         self._tasks = [asyncio.create_task(job) for job in jobs]

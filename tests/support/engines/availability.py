@@ -27,6 +27,16 @@ def free_port() -> int:
         return port
 
 
+def port_bindable(port: int) -> bool:
+    """Whether ``port`` on 127.0.0.1 is free to bind now (nothing listens on it or holds it)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

@@ -31,7 +31,6 @@ import atexit
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -43,7 +42,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from tests.support.engines.availability import free_port, port_open, unavailable
+from tests.support.engines.availability import free_port, port_bindable, port_open, unavailable
 
 START_TIMEOUT_S = 10.0
 CLUSTER_OK_TIMEOUT_S = 30.0
@@ -179,19 +178,10 @@ def _free_port(taken: Sequence[RedisServer], *, with_bus: bool = False) -> int:
         if port in used:
             continue
         bus = port + CLUSTER_BUS_OFFSET
-        if with_bus and (bus > 65535 or bus in used or not _bindable(bus)):
+        if with_bus and (bus > 65535 or bus in used or not port_bindable(bus)):
             continue
         return port
     raise EngineStartError("no free port found")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class RedisClusterEngine:

@@ -23,7 +23,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pydantic import SecretStr
 
 from photostore.blobs import sigv4
 from photostore.settings import S3BucketSettings, S3EndpointSettings, S3Settings
-from tests.support.engines.availability import unavailable
+from tests.support.engines.availability import port_bindable, unavailable
 
 REGION = "us-east-1"
 READY_TIMEOUT_S = 30.0
@@ -61,15 +60,6 @@ def weed_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def pick_ports(count: int) -> list[int]:
     """``count`` distinct ports p with p and p + 10000 (weed's gRPC port) both free now."""
     chosen: list[int] = []
@@ -78,7 +68,7 @@ def pick_ports(count: int) -> list[int]:
         taken = {p for c in chosen for p in (c, c + 10000)}
         if port in taken or port + 10000 in taken:
             continue
-        if _bindable(port) and _bindable(port + 10000):
+        if port_bindable(port) and port_bindable(port + 10000):
             chosen.append(port)
     return chosen
 
