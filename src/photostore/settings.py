@@ -164,8 +164,8 @@ class EventSettings(Section):
     # A photo still processing whose row has not changed for this long is re-driven through the
     # pipeline (its event was lost, e.g. by a broker that restarted without its log).
     redrive_after_s: float = Field(default=600.0, gt=0)
-    # ... but only while the pipeline has caught up (total lag of its groups at most this): with a
-    # backlog the photo may just be waiting in it, and re-driving would only grow the backlog.
+    # ... but not while the pipeline works through a backlog (total lag of its groups above this,
+    # and moving): the photo may just be waiting in it, and re-driving would only grow the backlog.
     redrive_max_lag: int = Field(default=100, ge=0)
 
     @model_validator(mode="before")

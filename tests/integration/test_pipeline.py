@@ -3,6 +3,7 @@ then every event delivered a second time, as at-least-once delivery will do afte
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,10 @@ import pytest
 
 from photostore.cache.memory import MemoryCache
 from photostore.cache.tiered import TieredCache
-from photostore.domain import PhotoStatus
+from photostore.domain import OutboxRecord, PhotoStatus
+from photostore.errors import BackendUnavailable
 from photostore.events.port import Record
+from photostore.metadata.port import MetadataStore
 from photostore.pipeline.handlers import PipelineHandlers
 from photostore.pipeline.messages import (
     PHOTO_DELETED,
@@ -24,7 +27,7 @@ from photostore.pipeline.messages import (
 )
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.reconciler import StalledPhotoReconciler
-from photostore.pipeline.relay import OutboxRelay
+from photostore.pipeline.relay import OutboxRelay, ShardsFailed
 from photostore.pipeline.upload import UploadService
 from photostore.pipeline.users import create_user
 from photostore.runtime import Runtime, open_runtime
@@ -53,6 +56,11 @@ class Pipeline:
         finally:
             await consumer.close()
         return records
+
+    def reconciler(self) -> StalledPhotoReconciler:
+        """A reconciler that re-drives photos unchanged for a minute, with no backlog allowed."""
+        r = self.runtime
+        return StalledPhotoReconciler(r.metadata, r.events, r.notifier, after_s=60, max_lag=0)
 
     async def run_all_stages(self) -> list[tuple[Handler, Record]]:
         h = self.handlers
@@ -161,9 +169,7 @@ async def test_a_page_of_views_reads_variants_once_for_all_photos(pipeline: Pipe
 
 async def test_a_photo_whose_event_was_lost_is_redriven_to_ready(pipeline: Pipeline) -> None:
     runtime = pipeline.runtime
-    reconciler = StalledPhotoReconciler(
-        runtime.metadata, runtime.events, runtime.notifier, after_s=60, max_lag=0
-    )
+    reconciler = pipeline.reconciler()
     user, _ = await create_user(runtime.metadata, "dora")
     lost = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=20))).photo
     gone = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=21))).photo
@@ -179,8 +185,9 @@ async def test_a_photo_whose_event_was_lost_is_redriven_to_ready(pipeline: Pipel
     waiting = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=22))).photo
     await pipeline.relay.drain_all()
     assert await reconciler.backlog() == 1  # its event waits in the queue: the pipeline is behind
-    assert await reconciler.pass_once(now=later) == []
-    assert reconciler.stats.skipped == 1
+    patient = pipeline.reconciler()
+    assert await patient.pass_once(now=later) == []  # a backlog seen for the first time: wait
+    assert patient.stats.skipped == 1
     assert len(await pipeline.deliver("dispatch", TOPIC_UPLOAD, pipeline.handlers.dispatch)) == 1
     await pipeline.run_all_stages()
     done = await runtime.metadata.get_photo_any_state(waiting.id)
@@ -198,3 +205,51 @@ async def test_a_photo_whose_event_was_lost_is_redriven_to_ready(pipeline: Pipel
     assert sorted(v.name for v in await runtime.metadata.list_variants(lost.id)) == ["preview", "thumb"]
     assert await reconciler.pass_once(now=later + timedelta(hours=1)) == []  # ready: nothing left
     assert reconciler.stats.redriven == 1
+
+
+class ShardDown:
+    """The real store, except that one shard's outbox cannot be read (its database is down)."""
+
+    def __init__(self, store: MetadataStore, down: int) -> None:
+        self._store, self._down = store, down
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def pending_outbox(self, shard_id: int, limit: int) -> list[OutboxRecord]:
+        if shard_id == self._down:
+            raise BackendUnavailable(f"shard {shard_id} is down")
+        return await self._store.pending_outbox(shard_id, limit)
+
+
+async def test_the_relay_moves_the_other_shards_events_while_one_shard_is_down(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    shard_of = runtime.metadata.shard_of  # type: ignore[attr-defined]
+    users = [(await create_user(runtime.metadata, f"u{n}"))[0] for n in range(12)]
+    by_shard: dict[int, list[uuid.UUID]] = {}
+    for n, user in enumerate(users):
+        photo = (await pipeline.uploads.upload(user.id, images.jpeg(64, 48, seed=30 + n))).photo
+        by_shard.setdefault(shard_of(user.id), []).append(photo.id)
+    assert len(by_shard) >= 2, "the users landed on one shard"
+    down = min(by_shard)
+    relay = OutboxRelay(ShardDown(runtime.metadata, down), runtime.events, runtime.notifier, 0.05)  # type: ignore[arg-type]
+
+    with pytest.raises(ShardsFailed) as failed:
+        await relay.drain_all()
+
+    assert set(failed.value.errors) == {down}
+    assert failed.value.moved == sum(len(ids) for shard, ids in by_shard.items() if shard != down)
+    assert await pipeline.relay.drain_all() == len(by_shard[down])  # the shard is back: only its events
+
+
+async def test_a_backlog_that_does_not_move_does_not_hold_the_reconciler_back(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    reconciler = pipeline.reconciler()
+    user, _ = await create_user(runtime.metadata, "erin")
+    stalled = (await pipeline.uploads.upload(user.id, images.jpeg(320, 240, seed=40))).photo
+    await pipeline.relay.drain_all()  # its event waits in photo-upload; no worker takes it
+    later = datetime.now(UTC) + timedelta(seconds=61)
+
+    assert await reconciler.pass_once(now=later) == []  # a backlog: first wait and see
+    assert await reconciler.pass_once(now=later) == [stalled.id]  # nothing was consumed meanwhile
+    assert reconciler.stats.skipped == 1

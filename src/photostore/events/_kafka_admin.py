@@ -77,6 +77,12 @@ class TopicAdmin:
         counts = await self._partition_counts(list(specs))
         missing = [name for name in specs if name not in counts]
         if missing:
+            # Ask again before creating: tansu empties a topic that is "created" again, and a broker
+            # that just restarted can answer UNKNOWN_TOPIC for a moment about one it has.
+            await asyncio.sleep(_LISTED_PAUSE_S)
+            counts.update(await self._partition_counts(missing))
+            missing = [name for name in specs if name not in counts]
+        if missing:
             await self._create(missing, specs)
             counts.update(await self._listed_after_creation(missing))
         for name, spec in specs.items():

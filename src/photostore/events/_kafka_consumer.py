@@ -16,7 +16,7 @@ Guarantees (the port's, as the embedded log gives them):
   as a new member at its next poll, so it gets partitions again without anyone's help.
 - A member whose position in a partition is past that partition's end (a broker that lost its log,
   such as tansu after a restart, answers such a fetch with nothing where Kafka answers
-  OffsetOutOfRange) resets that partition to its earliest offset, as ``auto_offset_reset`` does on
+  OffsetOutOfRange) reads that partition again from the start, as ``auto_offset_reset`` does on
   Kafka. Positions are audited every ``audit_interval_s`` against the high watermark of the last
   fetch; a partition is reset only when two audits in a row find it past the end at the same
   position, so a watermark from before a restart cannot cause it.
@@ -257,7 +257,12 @@ class KafkaConsumer:
             sorted(tp.partition for tp in confirmed),
         )
         try:
-            await self._consumer.seek_to_beginning(*confirmed)
+            for tp in confirmed:
+                # Offset 0, not seek_to_beginning: that one waits (up to the request timeout) for a
+                # ListOffsets the broker that just lost its log may not answer. A broker that lost its
+                # log starts again at 0; one whose log starts later answers OffsetOutOfRange, and
+                # ``auto_offset_reset`` takes the member to the earliest offset.
+                self._consumer.seek(tp, 0)
         except IllegalStateError:  # reassigned meanwhile: the new owner resumes on its own
             return
         for tp in confirmed:

@@ -362,6 +362,7 @@ class KafkaEventLog:
                 return await offsets.read(topic, partitions)
         except BackendUnavailable:
             self._broker_failed()
+            offsets.failed()
             raise
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:

@@ -26,7 +26,6 @@ _FIELDS = [field.name for field in fields(Photo)]
 _ORDERED = ["user_id" if name == "owner_id" else name for name in _FIELDS]
 if sorted(_ORDERED) != sorted(column.name for column in photos.columns):  # pragma: no cover - a schema edit
     raise ImportError("Photo's fields and the photos table's columns differ")
-_STATUS_AT = _FIELDS.index("status")
 _STATUSES = {status.value: status for status in PhotoStatus}
 _COLUMNS = ", ".join(f'"{name}"' for name in _ORDERED)
 _LIVE_OF_OWNER = "user_id = $1 AND deleted_at IS NULL"
@@ -38,7 +37,11 @@ async def list_photos(
     conn: AsyncConnection, owner_id: uuid.UUID, limit: int, before: uuid.UUID | None
 ) -> list[Photo]:
     """``SqlMetadataStore.list_photos`` on one PostgreSQL connection (same rows, same order)."""
-    raw = await conn.get_raw_connection()
+    sync = conn.sync_connection
+    if sync is not None and not sync.invalidated:  # checked out just now: no greenlet hop needed
+        raw = sync.connection
+    else:
+        raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # asyncpg.Connection; its jsonb codec is SQLAlchemy's
     statement, params = (
         (LIST_FIRST, (owner_id, limit)) if before is None else (LIST_BEFORE, (owner_id, before, limit))
@@ -57,6 +60,7 @@ async def list_photos(
 
 
 def _photo(record: Any) -> Photo:
-    values = list(record)
-    values[_STATUS_AT] = _STATUSES[values[_STATUS_AT]]
-    return Photo(*values)
+    photo = Photo(*record)
+    # The row's status text becomes its enum member: one write to a record made a line above.
+    object.__setattr__(photo, "status", _STATUSES[photo.status])
+    return photo

@@ -8,10 +8,12 @@ fresh ``photo.uploaded`` event, written through the outbox in the same transacti
 the row (so the next pass leaves it alone for another ``after_s``). Every stage is idempotent, so
 a photo that was merely slow is processed twice at worst, never wrongly.
 
-A photo may also be unchanged for ``after_s`` because it waits behind a backlog (a bulk import,
-workers scaled to zero). Re-driving it then would only add to the backlog, pass after pass, so a
-pass runs only while the pipeline has caught up: the total lag of its consumer groups is at most
-``max_lag``. A photo stalled while nothing is waiting has lost its event.
+A photo may also be unchanged for ``after_s`` because it waits behind a backlog (a bulk import).
+Re-driving it then would only add to the backlog, pass after pass, so a pass is left out while the
+pipeline works through a backlog: the total lag of its consumer groups is above ``max_lag`` and
+their committed offsets moved since the last pass. A backlog that does not move is not waited for:
+workers that are stuck, or a lag that is wrong (a broker that lost its log can report ends it no
+longer has), would otherwise keep lost photos lost.
 """
 
 from __future__ import annotations
@@ -55,14 +57,18 @@ class StalledPhotoReconciler:
         self.stats = ReconcilerStats()
         self._metadata = metadata
         self._events = events
+        self._consumed: int | None = None  # the groups' committed offsets, summed, at the last pass
         self._notifier = notifier
 
     async def pass_once(self, now: datetime | None = None) -> list[uuid.UUID]:
-        """One pass over every shard; returns the ids of the photos re-driven (none with a backlog)."""
+        """One pass over every shard; returns the ids of the photos re-driven (none while a backlog moves)."""
         backlog = await self.backlog()
-        if backlog > self.max_lag:
+        consumed = await self.consumed()
+        moving = self._consumed is None or consumed > self._consumed
+        self._consumed = consumed
+        if backlog > self.max_lag and moving:
             self.stats.skipped += 1
-            log.debug("reconciler waits: %d events in the pipeline's queues", backlog)
+            log.info("reconciler waits: %d events in the pipeline's queues", backlog)
             return []
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.after_s)
         found = await asyncio.gather(
@@ -82,6 +88,13 @@ class StalledPhotoReconciler:
         """Events waiting in the pipeline's queues: the total lag of its consumer groups."""
         lags = await asyncio.gather(*(self._events.lag(group, topic) for group, topic in PIPELINE_GROUPS))
         return sum(sum(lag.values()) for lag in lags)
+
+    async def consumed(self) -> int:
+        """How far the pipeline's groups got: their committed offsets, summed."""
+        offsets = await asyncio.gather(
+            *(self._events.committed(group, topic) for group, topic in PIPELINE_GROUPS)
+        )
+        return sum(sum(committed.values()) for committed in offsets)
 
     async def _shard(self, shard_id: int, cutoff: datetime) -> list[uuid.UUID]:
         redriven = []

@@ -21,6 +21,7 @@ from photostore.pipeline.notify import Notifier
 log = logging.getLogger(__name__)
 
 BATCH = 500
+WARN_EVERY_S = 10.0  # a shard that stays down is logged this often, not at every pass
 
 
 class RelayLease:
@@ -49,6 +50,16 @@ class RelayLease:
             self._fd = None
 
 
+class ShardsFailed(Exception):
+    """Some shards' batches failed in a pass; ``moved`` events of the other shards went out."""
+
+    def __init__(self, errors: dict[int, BaseException], moved: int) -> None:
+        self.errors = errors
+        self.moved = moved
+        detail = "; ".join(f"shard {s}: {type(e).__name__}: {e}" for s, e in sorted(errors.items()))
+        super().__init__(f"{len(errors)} shard(s) failed ({detail}); {moved} events of the others moved")
+
+
 class OutboxRelay:
     def __init__(
         self, metadata: MetadataStore, events: EventLog, notifier: Notifier, interval_s: float
@@ -71,18 +82,33 @@ class OutboxRelay:
         return len(pending)
 
     async def drain_all(self) -> int:
-        moved = 0
-        for shard_id in self._metadata.shard_ids():
-            moved += await self.drain_shard(shard_id)
+        """One batch of every shard, shards side by side; raises if any shard failed (after the
+        others moved theirs), with the number moved in ``ShardsFailed.moved``."""
+        shard_ids = list(self._metadata.shard_ids())
+        results = await asyncio.gather(*(self.drain_shard(s) for s in shard_ids), return_exceptions=True)
+        moved = sum(result for result in results if isinstance(result, int))
+        failed = {s: r for s, r in zip(shard_ids, results, strict=True) if isinstance(r, BaseException)}
+        if failed:
+            raise ShardsFailed(failed, moved)
         return moved
 
     async def run(self, stop: asyncio.Event, lease: RelayLease | None = None) -> None:
+        warned_at = float("-inf")
         while not stop.is_set():
             if lease is not None and not lease.try_acquire():
                 await _sleep_or_stop(stop, 1.0)
                 continue
             try:
                 moved = await self.drain_all()
+            except ShardsFailed as error:
+                # A shard (or the log) is down: the others kept moving; try the failed ones again soon.
+                now = asyncio.get_running_loop().time()
+                if now - warned_at >= WARN_EVERY_S:
+                    warned_at = now
+                    log.warning("outbox relay: %s", error)
+                if error.moved == 0:
+                    await _sleep_or_stop(stop, 1.0)
+                continue
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
                 await _sleep_or_stop(stop, 1.0)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, Literal
 
 from photostore.pipeline.consumer import ConsumerLoop
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "api", "worker", "relay"]
 RETENTION_INTERVAL_S = 60.0
 STOP_TIMEOUT_S = 10.0
+RESTART_PAUSE_S = 1.0  # before a background job that ended is started again
 
 
 class BackgroundServices:
@@ -63,15 +65,37 @@ class BackgroundServices:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        jobs: list[Coroutine[Any, Any, None]] = []
+        jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
         if self.role in ("all", "relay"):
             lease = RelayLease(self.runtime.settings.data_dir / "locks" / "relay.lock")
-            jobs.append(self.relay.run(self._stop, lease))
-            jobs.append(self._retention())
-            jobs.append(self.reconciler.run(self._stop))
+            jobs.append(("outbox relay", lambda: self.relay.run(self._stop, lease)))
+            jobs.append(("event retention", self._retention))
+            jobs.append(("reconciler", lambda: self.reconciler.run(self._stop)))
         if self.role in ("all", "worker"):
-            jobs.extend(loop.run(self._stop) for loop in self.consumers)
-        self._tasks = [asyncio.create_task(job) for job in jobs]
+            for loop in self.consumers:
+                jobs.append((f"consumer {loop.group}", partial(loop.run, self._stop)))
+        self._tasks = [asyncio.create_task(self._supervised(name, job)) for name, job in jobs]
+
+    async def _supervised(self, name: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``job`` until stopped; if it ends before that (an error, or a cancellation that leaked
+        out of a driver, which would otherwise end the task without a word), log it and start it
+        again, so no background role dies silently."""
+        while not self._stop.is_set():
+            try:
+                await job()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stop.is_set() or (task is not None and task.cancelling()):
+                    raise  # a real cancellation: stopping
+                log.error("background job %s was cancelled from inside; starting it again", name)
+            except Exception:
+                log.exception("background job %s failed; starting it again", name)
+            else:
+                if self._stop.is_set():
+                    return
+                log.error("background job %s ended by itself; starting it again", name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RESTART_PAUSE_S)
 
     async def stop(self) -> None:
         self._stop.set()
