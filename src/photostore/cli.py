@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -17,6 +18,15 @@ from rich.console import Console
 from rich.table import Table
 
 from photostore.errors import ConfigError, PhotostoreError
+from photostore.placement.simulate import (
+    DEFAULT_MAX_PHOTOS,
+    DEFAULT_MEAN_PHOTO_BYTES,
+    DEFAULT_SAMPLE,
+    DEFAULT_ZIPF,
+    MAX_PHOTOS_LIMIT,
+    MAX_SAMPLE,
+    PlacementSimulation,
+)
 from photostore.settings import CONFIG_ENV, Settings, load_settings, masked_dump
 
 T = TypeVar("T")
@@ -35,12 +45,17 @@ cluster_app = typer.Typer(
     help="A local cluster on loopback: PostgreSQL shards, SeaweedFS, a Kafka broker, Redis Cluster.",
     no_args_is_help=True,
 )
+simulate_app = typer.Typer(
+    help="Simulations on paper with the real placement code; no service or settings needed.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 app.add_typer(shards_app, name="shards")
 app.add_typer(buckets_app, name="buckets")
 app.add_typer(queue_app, name="queue")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(simulate_app, name="simulate")
 
 console = Console()
 err = Console(stderr=True)
@@ -331,6 +346,161 @@ def cluster_down_command(folder: ClusterDir = Path("cluster")) -> None:
         err.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from None
     console.print(f"cluster down: stopped {stopped} processes")
+
+
+@simulate_app.command("placement")
+def simulate_placement_command(
+    users: Annotated[
+        int, typer.Option(help="users to place (>= 1); the spec's target is 1e9")
+    ] = 1_000_000_000,
+    shards: Annotated[
+        int, typer.Option(help="metadata shards (>= 1); one more is added to measure moves")
+    ] = 1024,
+    buckets: Annotated[int, typer.Option(help="object buckets (>= 1)")] = 64,
+    sample: Annotated[
+        int,
+        typer.Option(help=f"users actually drawn (<= users, <= {MAX_SAMPLE:,}); as many photos are drawn"),
+    ] = DEFAULT_SAMPLE,
+    zipf: Annotated[
+        float, typer.Option(help="Zipf exponent of photos per user (> 0; larger is less skewed)")
+    ] = DEFAULT_ZIPF,
+    max_photos: Annotated[
+        int, typer.Option(help=f"photos per user at most (1 .. {MAX_PHOTOS_LIMIT:,}); the Zipf law's cut-off")
+    ] = DEFAULT_MAX_PHOTOS,
+    mean_photo_bytes: Annotated[int, typer.Option(help="mean size of a photo in bytes")] = (
+        DEFAULT_MEAN_PHOTO_BYTES
+    ),
+    seed: Annotated[int, typer.Option(help="random seed (>= 0); the same seed gives the same figures")] = 0,
+    chart: Annotated[
+        Path | None, typer.Option(help="also write a PNG chart of per-shard and per-bucket load here")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the figures as JSON instead of a table")
+    ] = False,
+) -> None:
+    """Load per shard and bucket (max/mean) and what adding a shard moves, estimated from a sample."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from photostore.placement.simulate import simulate_placement, write_chart
+
+    started = time.perf_counter()
+    columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("sample", total=None)
+            result = simulate_placement(
+                users,
+                shards,
+                buckets,
+                sample=sample,
+                zipf=zipf,
+                max_photos=max_photos,
+                mean_photo_bytes=mean_photo_bytes,
+                seed=seed,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if chart is not None:
+        try:
+            write_chart(result, chart)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot write the chart to {chart}: {exc.strerror or exc}")
+            raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        console.print(_simulation_table(result))
+    if chart is not None:
+        err.print(f"chart written to {chart}")
+    err.print(f"simulated in {time.perf_counter() - started:.1f} s")
+
+
+def _simulation_table(result: PlacementSimulation) -> Table:
+    """Sample figures beside their full-scale estimates; the module docstring of simulate has the method."""
+    p, added, unit = result.params, result.added, result.params.mean_photo_bytes
+    sample = p.sample
+    per_user = result.photos_per_user
+    table = Table(
+        title=f"placement of {p.users:,} users on {p.shards} shards and {p.buckets} buckets",
+        caption=(
+            f"photos per user in the sample: mean {per_user.mean:,.0f}, median {per_user.median:,}, "
+            f"p99 {per_user.p99:,}, max {per_user.max:,}\n"
+            f"adding shard {added.shard_id} gives it {added.key_space:.4%} of the key space; "
+            f"every moved user went to it: {'yes' if added.only_to_new_shard else 'NO'}\n"
+            "estimates scale the sample's measured spread to all users; sample figures include sampling noise"
+        ),
+    )
+    table.add_column("")
+    table.add_column(f"sample (seed {p.seed})", justify="right")
+    table.add_column(f"estimate at {p.users:,} users", justify="right")
+    users, rows, objects = result.shard_users, result.shard_rows, result.bucket_objects
+    ideal = f"ideal 1/{p.shards + 1}"
+    body = [
+        ("users", f"{sample:,}", f"{p.users:,}"),
+        (
+            f"photos (Zipf {p.zipf:g}, 1 .. {p.max_photos:,} a user)",
+            f"{result.sample_photos:,}",
+            f"{result.total_photos:,.0f}",
+        ),
+        (f"bytes ({_bytes(unit)} a photo)", _bytes(result.sample_photos * unit), _bytes(result.total_bytes)),
+        ("per shard: users, mean", _mean(users.sample), f"{users.mean:,.0f}"),
+        ("per shard: users, max/mean", f"{users.sample_max_over_mean:.3f}", f"{users.max_over_mean:.3f}"),
+        ("per shard: photo rows, mean", _mean(rows.sample), f"{rows.mean:,.0f}"),
+        ("per shard: bytes, mean", _bytes(sum(rows.sample) / p.shards * unit), _bytes(rows.mean * unit)),
+        (
+            "per shard: rows and bytes, max/mean",
+            f"{rows.sample_max_over_mean:.3f}",
+            f"{rows.max_over_mean:.3f}",
+        ),
+        (f"per bucket: objects, mean (of {sample:,} photos)", _mean(objects.sample), f"{objects.mean:,.0f}"),
+        (
+            "per bucket: bytes, mean",
+            _bytes(sum(objects.sample) / p.buckets * unit),
+            _bytes(objects.mean * unit),
+        ),
+        (
+            "per bucket: objects and bytes, max/mean",
+            f"{objects.sample_max_over_mean:.3f}",
+            f"{objects.max_over_mean:.3f}",
+        ),
+        (
+            f"add shard {added.shard_id}: users moved",
+            f"{round(added.users_sample * sample):,} ({added.users_sample:.4%})",
+            f"{added.users * p.users:,.0f} ({added.users:.4%})",
+        ),
+        (
+            f"add shard {added.shard_id}: rows and bytes moved",
+            f"{_bytes(added.rows_sample * result.sample_photos * unit)} ({added.rows_sample:.4%})",
+            f"{_bytes(added.rows * result.total_bytes)} ({added.rows:.4%})",
+        ),
+        (
+            f"users moved / {ideal}",
+            f"{added.users_sample / added.ideal:.3f}",
+            f"{added.users / added.ideal:.3f}",
+        ),
+        (
+            f"rows moved / {ideal}",
+            f"{added.rows_sample / added.ideal:.3f}",
+            f"{added.rows / added.ideal:.3f}",
+        ),
+    ]
+    for row in body:
+        table.add_row(*row)
+    return table
+
+
+def _mean(loads: tuple[int, ...]) -> str:
+    return f"{sum(loads) / len(loads):,.1f}"
+
+
+def _bytes(amount: float) -> str:
+    """Decimal units, as disks and object stores are sold: 3000000 -> '3 MB'."""
+    for power, prefix in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k")):
+        if amount >= 10**power:
+            return f"{amount / 10**power:.3g} {prefix}B"
+    return f"{amount:.0f} B"
 
 
 def main() -> None:
