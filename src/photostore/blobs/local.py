@@ -61,6 +61,13 @@ def check_key(key: str) -> str:
     return key
 
 
+def is_empty_range(start: int, end: int) -> bool:
+    """Whether ``[start, end)`` is empty; ``BadRequest`` when it is not a range at all."""
+    if start < 0 or end < start:
+        raise BadRequest(f"invalid byte range [{start}, {end})")
+    return start == end
+
+
 def _check_prefix(prefix: str) -> str:
     """A list prefix may end in ``/`` or in a partial segment, but must otherwise be a safe key."""
     if prefix == "":
@@ -202,9 +209,7 @@ class LocalBlobStore:
         """
         store = self._store(bucket)
         check_key(key)
-        if start < 0 or end < start:
-            raise BadRequest(f"invalid byte range [{start}, {end})")
-        if start == end:
+        if is_empty_range(start, end):
             await self.head(bucket, key)  # BlobNotFound when missing
             return b""
         try:

@@ -40,11 +40,10 @@ from photostore.blobs.buckets import (
     place_buckets,
 )
 from photostore.blobs.listing import list_by_prefix
-from photostore.blobs.local import check_key
+from photostore.blobs.local import check_key, is_empty_range
 from photostore.blobs.port import BlobInfo
 from photostore.errors import (
     BackendUnavailable,
-    BadRequest,
     BlobNotFound,
     ConfigError,
     RangeNotSatisfiable,
@@ -257,9 +256,7 @@ class S3BlobStore:
         """
         store, placement = self._store(bucket)
         check_key(key)
-        if start < 0 or end < start:
-            raise BadRequest(f"invalid byte range [{start}, {end})")
-        if start == end:
+        if is_empty_range(start, end):
             await self.head(bucket, key)  # BlobNotFound when missing
             return b""
         try:

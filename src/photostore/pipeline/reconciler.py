@@ -62,8 +62,7 @@ class StalledPhotoReconciler:
 
     async def pass_once(self, now: datetime | None = None) -> list[uuid.UUID]:
         """One pass over every shard; returns the ids of the photos re-driven (none while a backlog moves)."""
-        backlog = await self.backlog()
-        consumed = await self.consumed()
+        backlog, consumed = await self.queues()
         moving = self._consumed is None or consumed > self._consumed
         self._consumed = consumed
         if backlog > self.max_lag and moving:
@@ -84,17 +83,23 @@ class StalledPhotoReconciler:
             self._notifier.notify()
         return redriven
 
-    async def backlog(self) -> int:
-        """Events waiting in the pipeline's queues: the total lag of its consumer groups."""
-        lags = await asyncio.gather(*(self._events.lag(group, topic) for group, topic in PIPELINE_GROUPS))
-        return sum(sum(lag.values()) for lag in lags)
-
-    async def consumed(self) -> int:
-        """How far the pipeline's groups got: their committed offsets, summed."""
-        offsets = await asyncio.gather(
+    async def queues(self) -> tuple[int, int]:
+        """The pipeline's queues, read once: (events waiting: the total lag of its consumer groups,
+        how far the groups got: their committed offsets, summed)."""
+        ends = {info.name: info.end_offsets for info in await self._events.topics()}
+        committed = await asyncio.gather(
             *(self._events.committed(group, topic) for group, topic in PIPELINE_GROUPS)
         )
-        return sum(sum(committed.values()) for committed in offsets)
+        backlog = sum(
+            max(0, end - done.get(partition, 0))
+            for (_, topic), done in zip(PIPELINE_GROUPS, committed, strict=True)
+            for partition, end in ends.get(topic, {}).items()
+        )
+        return backlog, sum(sum(done.values()) for done in committed)
+
+    async def backlog(self) -> int:
+        """Events waiting in the pipeline's queues: the total lag of its consumer groups."""
+        return (await self.queues())[0]
 
     async def _shard(self, shard_id: int, cutoff: datetime) -> list[uuid.UUID]:
         redriven = []
