@@ -89,11 +89,12 @@ def _run_fault(
     ready_timeout_s: float = READY_TIMEOUT_S,
     warm_until_ready: bool = False,
     pause_s: float = 0.02,
+    max_uploads: int = 500,
 ) -> FaultRun:
     """Load, warm up, ``fault()``, keep loading ``OUTAGE_S``, ``recover()``, load until uploads are
     acknowledged again, stop; then verify every acknowledged upload."""
     load = LoadGenerator(
-        server.url, users, clients=6, max_uploads=500, max_s=90, seed=seed, pause_s=pause_s
+        server.url, users, clients=6, max_uploads=max_uploads, max_s=90, seed=seed, pause_s=pause_s
     ).start()
     try:
         load.wait_acknowledged(WARM_UP_ACKS)
@@ -340,7 +341,10 @@ def broker_fault(tmp_path_factory: pytest.TempPathFactory, cluster_state: Cluste
             broker.start,
             seed=4,
             warm_until_ready=True,
-            pause_s=0.1,
+            # Uploads never wait for the broker (the outbox holds their events), and warming up
+            # waits for the pipeline: paced, with room, so the budget outlasts the restart.
+            pause_s=0.25,
+            max_uploads=1000,
             ready_timeout_s=40,
         )
 

@@ -345,8 +345,12 @@ def wait_until_streaming(replica: PgServer, timeout_s: float = 30) -> None:
 
 
 def wait_for_replay(primary: PgServer, replica: PgServer, timeout_s: float = 45) -> None:
-    """Wait until ``replica`` has replayed everything ``primary`` had written when this was called."""
-    lsn = run_async(lambda: fetchval(primary, "SELECT pg_current_wal_insert_lsn()::text"))
+    """Wait until ``replica`` has replayed everything ``primary`` had committed when this was called.
+
+    The flush position, not the insert one: a record only inserted (say, a background writer's
+    running-transactions record) is not streamed until some later flush, which may not come soon.
+    """
+    lsn = run_async(lambda: fetchval(primary, "SELECT pg_current_wal_flush_lsn()::text"))
     sql = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
     _wait(lambda: fetchval(replica, sql, lsn), timeout_s, f"{replica.port} did not replay up to {lsn}")
 
