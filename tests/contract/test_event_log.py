@@ -216,6 +216,29 @@ async def _drain(
     return got
 
 
+async def _drain_together(members: Sequence[Consumer], want: int) -> list[list[Record]]:
+    """Poll every member side by side until ``want`` records arrived between them, or 30 s passed.
+
+    A member polled while its group rebalances gets nothing for a while, so a member's empty poll
+    is no sign the group is done; only the total is.
+    """
+    got: list[list[Record]] = [[] for _ in members]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+
+    async def poll_once(index: int) -> None:
+        records = await members[index].poll(max_records=100, timeout_s=0.3)
+        got[index].extend(records)
+        if records:
+            await members[index].commit(records)
+
+    while loop.time() < deadline and sum(len(records) for records in got) < want:
+        await asyncio.gather(*(poll_once(index) for index in range(len(members))))
+    # One more round: a record delivered twice would show up here.
+    await asyncio.gather(*(poll_once(index) for index in range(len(members))))
+    return got
+
+
 def _ids(records: Sequence[Record]) -> set[tuple[int, int]]:
     return {(r.partition, r.offset) for r in records}
 
@@ -326,7 +349,7 @@ async def test_a_group_shares_partitions_and_no_record_goes_to_two_members(log: 
     group = _group()
     members = [await log.consumer(group, TOPIC) for _ in range(3)]  # all join before anyone polls
     await log.publish(_records(600, keys=200))
-    got = await asyncio.gather(*(_drain(m, idle_s=0.3) for m in members))
+    got = await _drain_together(members, want=600)
     ids = [_ids(records) for records in got]
     assert sum(len(s) for s in ids) == 600
     assert set().union(*ids) == {(r.partition, r.offset) for records in got for r in records}
@@ -385,7 +408,7 @@ async def test_two_clients_on_the_same_storage_share_one_group(backend: LogBacke
     one, two = await backend.open(), await backend.open()
     members = [await one.consumer(group, TOPIC), await two.consumer(group, TOPIC)]
     await one.publish(_records(300, keys=100))
-    got = await asyncio.gather(*(_drain(m, idle_s=0.5) for m in members))
+    got = await _drain_together(members, want=300)
     assert got[0]
     assert got[1]
     assert not _ids(got[0]) & _ids(got[1])
@@ -399,7 +422,7 @@ async def test_records_of_one_key_keep_their_order_across_a_group_of_two(log: Ev
         await log.publish(
             [OutgoingRecord(TOPIC, f"key-{i % 20}", f"{batch}:{i}".encode()) for i in range(40)]
         )
-    got = await asyncio.gather(*(_drain(m, idle_s=0.5) for m in members))
+    got = await _drain_together(members, want=300)
     assert got[0]
     assert got[1]
     assert sum(len(records) for records in got) == 200
