@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-deps clean
+.PHONY: run test test-long install lint typecheck bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+## The long fault runs: many SIGKILLs of a rebalance instead of the suite's few.
+test-long: $(STAMP)
+	PHOTOSTORE_TEST_REBALANCE_KILLS=40 $(BIN)/python -m pytest tests/faults/test_rebalance_kill.py -p no:randomly --timeout=3600
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -9,15 +9,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from photostore.errors import ConfigError, PhotostoreError
+from photostore.cli_support import ConfigOption, console, err, run_command, settings_or_exit
+from photostore.errors import ConfigError
 from photostore.placement.simulate import (
     DEFAULT_MAX_PHOTOS,
     DEFAULT_MEAN_PHOTO_BYTES,
@@ -27,7 +26,7 @@ from photostore.placement.simulate import (
     MAX_SAMPLE,
     PlacementSimulation,
 )
-from photostore.settings import CONFIG_ENV, Settings, load_settings, masked_dump
+from photostore.settings import CONFIG_ENV, Settings, masked_dump
 
 T = TypeVar("T")
 
@@ -57,39 +56,11 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(simulate_app, name="simulate")
 
-console = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help=f"TOML settings file (or set {CONFIG_ENV})", show_default=False),
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(2) from None
-
-
-def _run(make: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(_as_coroutine(make))
-    except PhotostoreError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from None
-
-
-async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
-    return await make()
-
 
 @config_app.command("show")
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective settings as JSON (secrets masked)."""
-    console.print_json(json.dumps(masked_dump(_settings(config))))
+    console.print_json(json.dumps(masked_dump(settings_or_exit(config))))
 
 
 @app.command()
@@ -108,13 +79,13 @@ def serve(
         os.environ[CONFIG_ENV] = str(config.resolve())
     if role is not None:
         os.environ["PHOTOSTORE_SERVER__ROLE"] = role
-    settings = _settings(None)
+    settings = settings_or_exit(None)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     chosen = settings.server.role
     if chosen in ("worker", "relay"):
-        _run(lambda: _serve_background(settings, chosen))
+        run_command(lambda: _serve_background(settings, chosen))
         return
     from granian import Granian
     from granian.constants import Interfaces
@@ -160,7 +131,7 @@ def users_create(name: str, config: ConfigOption = None) -> None:
     from photostore.pipeline.users import create_user
     from photostore.runtime import open_runtime
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
 
     async def go() -> dict[str, str]:
         runtime = await open_runtime(settings)
@@ -170,7 +141,7 @@ def users_create(name: str, config: ConfigOption = None) -> None:
             await runtime.close()
         return {"id": str(user.id), "name": user.name, "api_key": api_key}
 
-    print(json.dumps(_run(go)))
+    print(json.dumps(run_command(go)))
 
 
 @app.command()
@@ -202,7 +173,7 @@ def shards_list(config: ConfigOption = None) -> None:
     """Shards with their share of the ring, users, photos and bytes."""
     from photostore.runtime import open_runtime
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
 
     async def go() -> None:
         runtime = await open_runtime(settings)
@@ -223,7 +194,7 @@ def shards_list(config: ConfigOption = None) -> None:
         finally:
             await runtime.close()
 
-    _run(go)
+    run_command(go)
 
 
 @buckets_app.command("list")
@@ -231,7 +202,7 @@ def buckets_list(config: ConfigOption = None) -> None:
     """Buckets with their share of the ring, objects and bytes."""
     from photostore.runtime import open_runtime
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
 
     async def go() -> None:
         runtime = await open_runtime(settings)
@@ -250,7 +221,7 @@ def buckets_list(config: ConfigOption = None) -> None:
         finally:
             await runtime.close()
 
-    _run(go)
+    run_command(go)
 
 
 @queue_app.command("status")
@@ -258,7 +229,7 @@ def queue_status(config: ConfigOption = None) -> None:
     """Topics, partitions, records and lag per consumer group."""
     from photostore.runtime import open_runtime
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
 
     async def go() -> None:
         runtime = await open_runtime(settings)
@@ -285,7 +256,7 @@ def queue_status(config: ConfigOption = None) -> None:
         finally:
             await runtime.close()
 
-    _run(go)
+    run_command(go)
 
 
 ClusterDir = Annotated[Path, typer.Option("--dir", help="where the cluster keeps its state, data and logs")]
@@ -501,6 +472,11 @@ def _bytes(amount: float) -> str:
         if amount >= 10**power:
             return f"{amount / 10**power:.3g} {prefix}B"
     return f"{amount:.0f} B"
+
+
+from photostore import cli_rebalance  # noqa: E402 - registers its commands on the groups above
+
+cli_rebalance.register(app, shards_app, buckets_app)
 
 
 def main() -> None:

@@ -135,6 +135,16 @@ class BackendUnavailable(PhotostoreError):
     retry_after_s = 2
 
 
+class ShardMoveInProgress(BackendUnavailable):
+    """The user's rows are being switched to another shard; writes resume within a second or so
+    (a kind of BackendUnavailable: workers wait and retry instead of giving up)."""
+
+    status = 503
+    code = "shard_move_in_progress"
+    title = "This account is being moved to another shard; retry shortly"
+    retry_after_s = 1
+
+
 class UnknownShard(PhotostoreError):
     code = "unknown_shard"
     title = "The shard map names a shard that has no store"

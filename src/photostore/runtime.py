@@ -8,7 +8,7 @@ engine is chosen by its ``backend`` setting: the embedded twins by default, the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from photostore.blobs.port import BlobStore
@@ -22,6 +22,9 @@ from photostore.pipeline.notify import Notifier
 from photostore.placement.bucket_map import BucketMap
 from photostore.placement.shard_map import ShardMap
 from photostore.placement.store import PlacementStore
+from photostore.rebalance.control import ControlStore
+from photostore.rebalance.routing import Routing, RoutingHolder
+from photostore.rebalance.watcher import RoutingWatcher, load_routing, plan_shards
 from photostore.settings import Settings
 
 # How long this process keeps what it read from a shared cache: the most another process's delete
@@ -33,16 +36,43 @@ SHARED_CACHE_LOCAL_TTL_S = 10.0
 class Runtime:
     settings: Settings
     placement: PlacementStore
-    shard_map: ShardMap
+    control: ControlStore
+    routing: RoutingHolder
     bucket_map: BucketMap
     metadata: MetadataStore
     blobs: BlobStore
     events: EventLog
     cache: TieredCache
     notifier: Notifier = field(default_factory=Notifier)
+    # Called with the new view whenever the routing watcher installs one (e.g. a new bucket map).
+    on_routing_change: list[Callable[[Routing], None]] = field(default_factory=list)
+
+    @property
+    def shard_map(self) -> ShardMap:
+        """The shard map in force in this process (a running rebalance may override single keys)."""
+        return self.routing.routing.shard_map
 
     def shard_for(self, any_id: uuid.UUID) -> int:
-        return self.shard_map.shard_for_key(placement_key_of(any_id))
+        return self.routing.shard_for_key(placement_key_of(any_id))
+
+    def routing_watcher(self) -> RoutingWatcher:
+        """A watcher that keeps this runtime's routing (and bucket map) current; run it in the
+        background of every long-lived process."""
+        metadata, blobs, placement = self.metadata, self.blobs, self.placement
+
+        async def prepare(shard_ids: set[int]) -> None:
+            ensure = getattr(metadata, "ensure_shards", None)
+            if ensure is not None:
+                await ensure(shard_ids)
+            for bucket in set(placement.bucket_map.buckets) - set(blobs.buckets()):
+                await blobs.add_bucket(bucket)
+
+        def changed(routing: Routing) -> None:
+            self.bucket_map = placement.bucket_map
+            for listener in self.on_routing_change:
+                listener(routing)
+
+        return RoutingWatcher(self.placement, self.control, self.routing, prepare, changed)
 
     async def close(self) -> None:
         await self.events.close()
@@ -106,18 +136,33 @@ async def open_runtime(settings: Settings) -> Runtime:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     placement = PlacementStore(data_dir / "placement")
-    shard_map, bucket_map = placement.load_or_init(settings)
+    _, bucket_map = placement.load_or_init(settings)
+    control = ControlStore(placement.directory)
+    opened: list[MetadataStore] = []
 
-    def shard_for_key(key: int) -> int:
-        # Reads the runtime's current map, so a reloaded map takes effect at once.
-        return runtime.shard_map.shard_for_key(key)
+    def open_shards() -> Sequence[int]:
+        return opened[0].shard_ids() if opened else ()
+
+    holder = RoutingHolder(
+        load_routing(placement, control),
+        version=control.version,
+        load=lambda: load_routing(placement, control),
+        open_shards=open_shards,
+    )
+    shard_ids = holder.routing.shard_ids() | plan_shards(control)
+    metadata = build_metadata(settings, sorted(shard_ids), holder.shard_for_key)
+    opened.append(metadata)
+    set_policy = getattr(metadata, "set_fence_policy", None)
+    if set_policy is not None:
+        set_policy(holder.needs_fence_check)
 
     runtime = Runtime(
         settings,
         placement,
-        shard_map,
+        control,
+        holder,
         bucket_map,
-        build_metadata(settings, list(shard_map.shard_ids), shard_for_key),
+        metadata,
         build_blobs(settings, list(bucket_map.buckets)),
         build_events(settings),
         build_cache(settings),

@@ -218,6 +218,23 @@ class LimitSettings(Section):
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF", "TIFF")
 
 
+class RebalanceSettings(Section):
+    """How `photostore rebalance` moves users between shards (see photostore.rebalance.shard_mover)."""
+
+    parallel: int = Field(default=4, ge=1, le=64, description="users moved at once")
+    plan_grace_s: float = Field(
+        default=2.0, ge=0, description="wait after a plan starts, so every process checks fences first"
+    )
+    cleanup_grace_s: float = Field(
+        default=2.0, ge=0, description="wait after a switch before the source rows go (old views finish)"
+    )
+    object_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="a moved object's source outlives its switch this long (views cached 10 s here + shared)",
+    )
+
+
 class VariantSpec(Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     max_px: int = Field(ge=16, le=8192, description="longest side in pixels")
@@ -270,6 +287,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     limits: LimitSettings = LimitSettings()
     imaging: ImagingSettings = ImagingSettings()
+    rebalance: RebalanceSettings = RebalanceSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -57,6 +57,7 @@ class Acknowledged:
 class LoadResult:
     samples: list[Sample] = field(default_factory=list)
     acknowledged: list[Acknowledged] = field(default_factory=list)
+    deleted: list[Acknowledged] = field(default_factory=list)  # acknowledged, then deleted (2xx)
 
     def select(
         self,
@@ -114,6 +115,7 @@ class LoadGenerator:
         pause_s: float = 0.02,
         seed: int = 0,
         size: tuple[int, int] = (160, 120),
+        delete_chance: float = 0.0,
     ) -> None:
         assert users, "the load needs at least one user"
         self.base_url = base_url
@@ -123,6 +125,7 @@ class LoadGenerator:
         self.max_s = max_s
         self.pause_s = pause_s
         self.size = size
+        self.delete_chance = delete_chance  # after its reads, a client deletes one of its photos
         self.result = LoadResult()
         self._seeds = itertools.count(seed * 1_000_000)
         self._uploads_started = 0
@@ -258,6 +261,15 @@ class LoadGenerator:
                     ("thumb", f"{base}/variants/thumb"),
                 ):
                     await self._request(http, op, user, "GET", url)
+                if len(mine) > 1 and rng.random() < self.delete_chance:
+                    doomed = mine.pop(rng.randrange(len(mine)))
+                    response = await self._request(
+                        http, "delete", user, "DELETE", f"/v1/photos/{doomed.photo_id}"
+                    )
+                    if response is not None and response.status_code in (200, 204):
+                        self.result.deleted.append(doomed)
+                    else:
+                        mine.append(doomed)  # not deleted: it stays readable
             elif not uploading:
                 return
             await asyncio.sleep(self.pause_s)

@@ -131,6 +131,33 @@ def _store_stats(metadata: MetadataStore) -> Iterable[tuple[str, str, str, dict[
             yield "gauge", "photostore_replica_latency_ms", "latency EMA", labels, replica.latency_ms
 
 
+_REBALANCE_FIGURES = {
+    "routing_version": ("gauge", "routing version: grows at every change a rebalance publishes"),
+    "running": ("gauge", "1 while a shard rebalance is planned or running"),
+    "keys": ("counter", "placement keys (users) moved between shards"),
+    "rows": ("counter", "metadata rows copied between shards"),
+    "bytes": ("counter", "bytes of the objects of the users moved between shards"),
+    "objects": ("counter", "objects moved between buckets"),
+    "object_bytes": ("counter", "bytes of the objects moved between buckets"),
+}
+
+
+def _rebalance_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, str], float]]:
+    totals = ctx.runtime.control.totals()
+    for name, (kind, help_text) in _REBALANCE_FIGURES.items():
+        yield kind, f"photostore_rebalance_{name}", help_text, {}, float(totals.get(name, 0))
+    for name, value in totals.items():
+        if name.startswith("keys_"):
+            labels = {"step": name.removeprefix("keys_")}
+            yield (
+                "gauge",
+                "photostore_rebalance_keys_in_step",
+                "keys of the running plan by step",
+                labels,
+                value,
+            )
+
+
 def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, str], float]]:
     cache = ctx.runtime.cache.stats()
     for name in ("hits", "misses", "evictions"):
@@ -154,6 +181,7 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         float(ctx.background.reconciler.stats.redriven),
     )
     yield from _store_stats(ctx.runtime.metadata)
+    yield from _rebalance_stats(ctx)
     for loop in ctx.background.consumers:
         labels = {"group": loop.group, "topic": loop.topic}
         yield "counter", "photostore_events_handled", "events handled", labels, float(loop.stats.handled)
@@ -198,6 +226,8 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             background=background,
             variant_names=frozenset(v.name for v in chosen.imaging.variants),
         )
+        uploads = ctx.uploads
+        runtime.on_routing_change.append(lambda _routing: uploads.set_bucket_map(runtime.bucket_map))
         metrics.add_collector(StatsCollector(lambda: _process_stats(ctx)))
         pool = chosen.metadata.pool
         for shard_id in runtime.shard_map.shard_ids:

@@ -35,6 +35,11 @@ def _bytes(description: str) -> dict[str, Any]:
 
 
 _AUTH_ERRORS = {"401": _problem("missing or wrong API key"), "403": _problem("the key lacks a scope")}
+# Writes: a store is down (backend_unavailable), or the user is being switched to another shard by a
+# rebalance (shard_move_in_progress, under a second); both carry Retry-After.
+_WRITE_UNAVAILABLE = {
+    "503": _problem("a store is down or this account is moving shards: retry after Retry-After")
+}
 _BYTES_RESPONSES = {
     "206": _bytes("the requested byte range"),
     "304": {"description": "not modified (If-None-Match matched the ETag)"},
@@ -150,6 +155,7 @@ _PATHS: dict[str, Any] = {
                 "201": _json("the user and its API key", "#/components/schemas/CreatedUser"),
                 "400": _problem("bad body"),
                 **_AUTH_ERRORS,
+                **_WRITE_UNAVAILABLE,
             },
         }
     },
@@ -190,6 +196,7 @@ _PATHS: dict[str, Any] = {
                     "not a readable image, too many pixels or frames, or a reused Idempotency-Key"
                 ),
                 **_AUTH_ERRORS,
+                **_WRITE_UNAVAILABLE,
             },
         },
         "get": {
@@ -230,6 +237,7 @@ _PATHS: dict[str, Any] = {
                 "204": {"description": "deleted"},
                 "404": _problem("no such photo for this user"),
                 **_AUTH_ERRORS,
+                **_WRITE_UNAVAILABLE,
             },
         },
     },

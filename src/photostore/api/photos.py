@@ -16,11 +16,11 @@ from photostore.api.context import ApiContext, context_of
 from photostore.api.metrics import ROUTE_KEY
 from photostore.api.serving import IMMUTABLE, ORIGINAL_CACHE, serve_blob
 from photostore.domain import Scope
-from photostore.errors import BadRequest, PhotoNotFound, UnknownVariant, VariantNotReady
+from photostore.errors import BadRequest, BlobNotFound, PhotoNotFound, UnknownVariant, VariantNotReady
 from photostore.ids import parse_id
 from photostore.pipeline.auth import Principal, check_admin_token
 from photostore.pipeline.messages import PHOTO_DELETED, TOPIC_UPLOAD, photo_event
-from photostore.pipeline.reads import ORIGINAL
+from photostore.pipeline.reads import ORIGINAL, PhotoView
 from photostore.pipeline.users import create_user
 
 DEFAULT_PAGE = 50
@@ -103,7 +103,17 @@ async def get_photo(request: Request) -> Response:
 
 async def get_original(request: Request) -> Response:
     ctx, principal = await _principal(request, "/v1/photos/{id}/original", Scope.READ)
-    view = await ctx.reader.view(principal.user_id, _photo_id(request))
+    photo_id = _photo_id(request)
+    view = await ctx.reader.view(principal.user_id, photo_id)
+    try:
+        return await _serve_original(request, ctx, view)
+    except BlobNotFound:  # the object moved to another bucket after this view was cached
+        return await _serve_original(
+            request, ctx, await ctx.reader.refreshed_view(principal.user_id, photo_id)
+        )
+
+
+async def _serve_original(request: Request, ctx: ApiContext, view: PhotoView) -> Response:
     return await serve_blob(
         request,
         ctx.reader,
@@ -121,6 +131,15 @@ async def get_variant(request: Request) -> Response:
     if name not in ctx.variant_names:
         raise UnknownVariant(f"no variant {name!r}; configured: {sorted(ctx.variant_names)}")
     view = await ctx.reader.view(principal.user_id, photo_id)
+    try:
+        return await _serve_variant(request, ctx, view, name)
+    except BlobNotFound:  # the object moved to another bucket after this view was cached
+        return await _serve_variant(
+            request, ctx, await ctx.reader.refreshed_view(principal.user_id, photo_id), name
+        )
+
+
+async def _serve_variant(request: Request, ctx: ApiContext, view: PhotoView, name: str) -> Response:
     ref = view.blobs.get(name)
     if ref is None:
         raise VariantNotReady(f"variant {name!r} of this photo is still being made; retry shortly")

@@ -13,6 +13,7 @@ Guarantees (the port's, made concrete):
 - obstore's errors are translated: a missing object is ``BlobNotFound``, a range starting at or past
   the end is ``RangeNotSatisfiable``, an unknown bucket is ``ConfigError``, anything else is
   ``BackendUnavailable``.
+- ``add_bucket`` creates (and makes durable) a new bucket's folder while running.
 
 A local filesystem cannot hold both ``a/b`` and ``a/b/c`` (a path is a file or a folder); such a put
 fails with ``BackendUnavailable``. ``paths.py`` lays out keys so this never happens.
@@ -82,6 +83,11 @@ def _raise_translated(exc: Exception, bucket: str, key: str) -> NoReturn:
     raise BackendUnavailable(f"local bucket {bucket!r}, key {key!r}: {str(exc).splitlines()[0]}") from exc
 
 
+def _check_bucket_name(name: str) -> None:
+    if _BUCKET_RE.fullmatch(name) is None:
+        raise ConfigError(f"invalid bucket name {name!r}: use [a-z0-9.-], at most 63 characters")
+
+
 def _fsync_path(path: str) -> None:
     """fsync a file or a folder (a folder's fsync makes the entries in it durable)."""
     fd = os.open(path, os.O_RDONLY)
@@ -98,8 +104,7 @@ class LocalBlobStore:
         if not bucket_names:
             raise ConfigError("LocalBlobStore needs at least one bucket")
         for name in bucket_names:
-            if _BUCKET_RE.fullmatch(name) is None:
-                raise ConfigError(f"invalid bucket name {name!r}: use [a-z0-9.-], at most 63 characters")
+            _check_bucket_name(name)
         if len(set(bucket_names)) != len(bucket_names):
             raise ConfigError(f"duplicate bucket names in {list(bucket_names)}")
         self._root = Path(root).absolute()
@@ -117,22 +122,39 @@ class LocalBlobStore:
         await asyncio.to_thread(self._start_sync)
 
     def _start_sync(self) -> None:
+        self._open_buckets_sync(self._names)
+
+    def _open_buckets_sync(self, names: Sequence[str]) -> None:
+        """Create the folders of ``names`` (and ``root``) if missing and make their entries durable."""
         created = _missing_ancestors(self._root)
-        for name in self._names:
-            self._stores[name] = LocalStore(prefix=self._root / name, mkdir=True)
+        stores = {name: LocalStore(prefix=self._root / name, mkdir=True) for name in names}
         if self._fsync:
-            for name in self._names:
+            for name in names:
                 _fsync_path(str(self._root / name))
             _fsync_path(str(self._root))  # holds the bucket folders' entries
             for folder in created:
                 _fsync_path(str(folder.parent))
-        self._durable_dirs.update(str(self._root / name) for name in self._names)
+        self._durable_dirs.update(str(self._root / name) for name in names)
+        self._stores.update(stores)
 
     async def close(self) -> None:
         self._stores.clear()
 
     def buckets(self) -> list[str]:
         return list(self._names)
+
+    async def add_bucket(self, name: str) -> None:
+        """Start using bucket ``name`` now: its folder is created and made durable if missing.
+
+        Idempotent. Before ``start()`` the name is only recorded; ``start()`` creates the folder.
+        """
+        _check_bucket_name(name)
+        if name in self._names and (name in self._stores or not self._stores):
+            return
+        if self._stores:  # started: open it now, so it is usable as soon as it is listed
+            await asyncio.to_thread(self._open_buckets_sync, [name])
+        if name not in self._names:
+            self._names.append(name)
 
     def _store(self, bucket: str) -> LocalStore:
         try:

@@ -31,6 +31,10 @@ class BlobStore(Protocol):
 
     def buckets(self) -> list[str]: ...
 
+    async def add_bucket(self, name: str) -> None:
+        """Start using bucket ``name`` while running (``buckets add``): created where it lives if
+        missing, then usable by every method. Idempotent: a bucket already in use is left as it is."""
+
     async def put(self, bucket: str, key: str, data: bytes, content_type: str | None = None) -> None: ...
 
     async def get(self, bucket: str, key: str) -> bytes: ...

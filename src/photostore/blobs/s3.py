@@ -8,14 +8,15 @@ Guarantees (the port's, made concrete):
 - ``list(bucket, prefix)`` matches keys by plain string prefix and yields them in lexicographic
   order on any S3 server: it walks the folders under the prefix with delimiter listings (one folder's
   listing in memory at a time) because some servers (SeaweedFS) list a flat prefix in directory-walk
-  order instead.
+  order instead. Only objects are yielded: SeaweedFS also lists each folder emptied by deletes.
 - Errors are translated: a missing object is ``BlobNotFound``; a range starting at or past the end
   is ``RangeNotSatisfiable``; an unknown bucket name is ``ConfigError``; access denied is
   ``BackendUnavailable`` saying to check the credentials; refused or timed-out connections, 5xx and
   everything else are ``BackendUnavailable`` naming the endpoint. Client options are tight (short
   connect and read timeouts, two retries within a few seconds), so an outage surfaces in seconds.
 - ``start`` makes each bucket exist (HEAD, then CreateBucket when ``create_buckets``) and checks that
-  it answers an object listing with these credentials.
+  it answers an object listing with these credentials; ``add_bucket`` does the same for a bucket
+  taken into use while running.
 """
 
 from __future__ import annotations
@@ -124,21 +125,47 @@ class S3BlobStore:
 
     async def start(self) -> None:
         """Create missing buckets (when allowed) and check that each one answers a listing."""
+        self._stores = await self._open(list(self._placements.values()))
+
+    async def add_bucket(self, name: str, *, endpoint: str | None = None) -> None:
+        """Start using bucket ``name`` now, on the endpoint named ``endpoint`` (one this store's
+        buckets already use; default: the first bucket's), in that endpoint's region.
+
+        The bucket is created when missing and ``create_buckets`` allows it, then checked like at
+        start. Idempotent for a bucket already in use. Before ``start()`` it is only recorded.
+        """
+        if name in self._placements:
+            return
+        endpoints = {p.endpoint.name: p.endpoint for p in self._placements.values()}
+        chosen = endpoints.get(endpoint or self._placements[self._names[0]].endpoint.name)
+        if chosen is None:
+            raise ConfigError(f"no endpoint {endpoint!r} among this store's endpoints {sorted(endpoints)}")
+        # place_buckets checks the name against S3's rules and takes the endpoint's region.
+        (placement,) = place_buckets(S3Settings(endpoints=(chosen,)), [name])
+        opened = await self._open([placement]) if self._stores else {}
+        if name in self._placements:  # a concurrent call added it meanwhile
+            return
+        self._stores |= opened
+        self._placements[name] = placement
+        self._names.append(name)
+
+    async def _open(self, placements: Sequence[BucketPlacement]) -> dict[str, S3Store]:
+        """Make each bucket exist (creating it when allowed), then check it answers a listing."""
         opts = self._options
         timeout = httpx.Timeout(
             opts.request_timeout_s, connect=opts.connect_timeout_s, read=opts.read_timeout_s
         )
         transport = httpx.AsyncHTTPTransport(retries=opts.max_retries)  # retries failed connects only
         async with httpx.AsyncClient(timeout=timeout, transport=transport) as client:
-            for placement in self._placements.values():
+            for placement in placements:
                 await ensure_bucket(client, placement, self._create)
-        stores = {name: self._make_store(p) for name, p in self._placements.items()}
-        for name, store in stores.items():
+        stores = {p.name: self._make_store(p) for p in placements}
+        for placement in placements:
             try:
-                await obstore.list_with_delimiter_async(store, "photostore-start-check")
+                await obstore.list_with_delimiter_async(stores[placement.name], "photostore-start-check")
             except _ERRORS as exc:
-                _raise_translated(exc, self._placements[name], "")
-        self._stores = stores
+                _raise_translated(exc, placement, "")
+        return stores
 
     def _make_store(self, placement: BucketPlacement) -> S3Store:
         endpoint, opts = placement.endpoint, self._options
@@ -285,7 +312,8 @@ class S3BlobStore:
             _raise_translated(exc, placement, prefix)
 
         async for meta in list_by_prefix(store, prefix, translate):
-            yield _info(meta)
+            if not _is_folder_marker(meta):
+                yield _info(meta)
 
 
 # --- error translation ------------------------------------------------------------------------------
@@ -313,6 +341,13 @@ def _raise_translated(exc: BaseException, placement: BucketPlacement, key: str) 
     if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or status in (401, 403):
         raise access_denied(where, code or f"HTTP {status}") from exc
     raise BackendUnavailable(f"{where}: {_first_line(exc)}") from exc
+
+
+def _is_folder_marker(meta: ObjectMeta) -> bool:
+    """SeaweedFS lists a folder whose objects were all deleted as a zero-byte entry of the folder's
+    name with an empty ETag. It is no object (HEAD finds none), and every real one, even an empty
+    one, has an ETag."""
+    return meta["size"] == 0 and not (meta.get("e_tag") or "").strip('"')
 
 
 def _info(meta: ObjectMeta) -> BlobInfo:

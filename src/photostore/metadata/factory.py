@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import URL
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from photostore.errors import ConfigError
 from photostore.metadata.engines import (
@@ -35,15 +36,13 @@ def open_embedded_store(
     folder = sqlite_shard_path(Path(settings.data_dir), 0).parent
     folder.mkdir(parents=True, exist_ok=True)
     meta = settings.metadata
-    engines = {
-        shard_id: build_sqlite_engine(
-            sqlite_shard_path(Path(settings.data_dir), shard_id),
-            meta.pool,
-            synchronous=meta.sqlite_synchronous,
-        )
-        for shard_id in shard_ids
-    }
-    return SqlMetadataStore(engines, shard_for_key)
+
+    def open_shard(shard_id: int) -> tuple[AsyncEngine, ReplicaSet | None]:
+        path = sqlite_shard_path(Path(settings.data_dir), shard_id)
+        return build_sqlite_engine(path, meta.pool, synchronous=meta.sqlite_synchronous), None
+
+    engines = {shard_id: open_shard(shard_id)[0] for shard_id in shard_ids}
+    return SqlMetadataStore(engines, shard_for_key, open_shard=open_shard)
 
 
 def open_postgres_store(
@@ -125,22 +124,36 @@ def open_postgres_from_settings(
         shard_id: build_postgres_engine(target.primary, meta.pool) for shard_id, target in targets.items()
     }
     replica_sets = [
-        ReplicaSet(
-            shard_id,
-            primaries[shard_id],
-            [
-                build_postgres_engine(
-                    url,
-                    meta.pool,
-                    connect_timeout_s=REPLICA_CONNECT_TIMEOUT_S,
-                    application_name="photostore-replica",
-                )
-                for url in target.replicas
-            ],
-            make_selector(pg.replica_selector, pg.latency_alpha),
-            check_interval_s=pg.replica_check_interval_s,
-        )
-        for shard_id, target in targets.items()
+        _replica_set(settings, shard_id, primaries[shard_id], target) for shard_id, target in targets.items()
     ]
     reads = ReadRouter(replica_sets, read_your_writes_s=pg.read_your_writes_s)
-    return SqlMetadataStore(primaries, shard_for_key, reads=reads, create_databases=pg.create_databases)
+
+    def open_shard(shard_id: int) -> tuple[AsyncEngine, ReplicaSet | None]:
+        # A shard a rebalance adds: its entry in settings, else the DSN template.
+        target = shard_targets(pg, [*targets, shard_id])[shard_id]
+        primary = build_postgres_engine(target.primary, meta.pool)
+        return primary, _replica_set(settings, shard_id, primary, target)
+
+    return SqlMetadataStore(
+        primaries, shard_for_key, reads=reads, create_databases=pg.create_databases, open_shard=open_shard
+    )
+
+
+def _replica_set(settings: Settings, shard_id: int, primary: AsyncEngine, target: ShardTargets) -> ReplicaSet:
+    meta = settings.metadata
+    pg = meta.postgres
+    return ReplicaSet(
+        shard_id,
+        primary,
+        [
+            build_postgres_engine(
+                url,
+                meta.pool,
+                connect_timeout_s=REPLICA_CONNECT_TIMEOUT_S,
+                application_name="photostore-replica",
+            )
+            for url in target.replicas
+        ],
+        make_selector(pg.replica_selector, pg.latency_alpha),
+        check_interval_s=pg.replica_check_interval_s,
+    )

@@ -109,3 +109,21 @@ class MetadataStore(Protocol):
 
     # operations
     async def shard_stats(self) -> list[ShardStats]: ...
+
+    # --- bucket moves
+    async def live_photos_after(
+        self, shard_id: int, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[Photo, list[Variant]]]:
+        """Live photos of ``shard_id`` with id > ``after`` (from the first when None), in id order,
+        at most ``limit``, each with its variants by name: a keyset scan, one statement (one
+        snapshot), on the primary."""
+
+    async def photo_and_variants(self, photo_id: uuid.UUID) -> tuple[Photo, list[Variant]] | None:
+        """The photo in any state with its variants, in one statement on the primary: what a bucket
+        move decides by (a replica may still show a bucket the move has switched away from)."""
+
+    async def switch_buckets(self, photo: Photo, variants: Sequence[Variant], to_bucket: str) -> bool:
+        """In one transaction: if the photo is live and ready, and every object of ``photo`` and
+        ``variants`` not already in ``to_bucket`` still has the row's bucket and SHA-256 given here,
+        point those rows at ``to_bucket``, bump the photo's ``updated_at`` and return True;
+        otherwise write nothing and return False."""

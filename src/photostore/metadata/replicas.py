@@ -252,6 +252,12 @@ class ReadRouter:
     def replica_set(self, shard_id: int) -> ReplicaSet:
         return self._sets[shard_id]
 
+    def add(self, replica_set: ReplicaSet, *, start: bool) -> None:
+        """Route a shard added at run time (a rebalance's new shard)."""
+        self._sets[replica_set.shard_id] = replica_set
+        if start:
+            replica_set.start()
+
     def start(self) -> None:
         for replica_set in self._sets.values():
             replica_set.start()

@@ -18,12 +18,18 @@ from photostore.domain import (
     User,
     Variant,
 )
+from photostore.ids import placement_key_of
 
 Row = dict[str, Any]
 
 
 def user_row(user: User) -> Row:
-    return {"id": user.id, "name": user.name, "created_at": user.created_at}
+    return {
+        "id": user.id,
+        "name": user.name,
+        "created_at": user.created_at,
+        "placement_key": placement_key_of(user.id),
+    }
 
 
 def to_user(row: RowMapping) -> User:

@@ -90,7 +90,11 @@ users = Table(
     Column("id", Uuid(), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The id's placement key, stored so a rebalance finds a key range's users by index (ids lead
+    # with their time, not their key). Nullable only for rows written before migration 0003.
+    Column("placement_key", BigInteger(), nullable=True),
 )
+Index("ix_users_placement_key", users.c.placement_key)
 
 api_keys = Table(
     "api_keys",
@@ -198,4 +202,25 @@ processed_events = Table(
     Column("consumer", String(100), primary_key=True),
     Column("event_id", Uuid(), primary_key=True),
     Column("processed_at", UtcDateTime(), nullable=False),
+)
+
+# Rebalancing (migration 0003): a write to a key with a row here waits ("fenced": the key's users are
+# being switched to another shard) or goes elsewhere ("moved": they now live on ``moved_to``).
+placement_fences = Table(
+    "placement_fences",
+    metadata,
+    Column("placement_key", BigInteger(), primary_key=True, autoincrement=False),
+    Column("state", String(16), nullable=False),
+    Column("moved_to", Integer(), nullable=True),
+    Column("since", UtcDateTime(), nullable=False),
+)
+
+# A key range [lo, hi) leaving this shard: no new user is created in it here.
+range_fences = Table(
+    "range_fences",
+    metadata,
+    Column("lo", BigInteger(), primary_key=True, autoincrement=False),
+    Column("hi", BigInteger(), nullable=False),
+    Column("moved_to", Integer(), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
 )

@@ -23,8 +23,9 @@ Guarantees beyond the port's (see :mod:`photostore.metadata.port`):
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
@@ -46,17 +47,18 @@ from photostore.domain import (
     User,
     Variant,
 )
-from photostore.errors import BadRequest, Conflict, IdempotencyKeyReused, UnknownShard
+from photostore.errors import BadRequest, Conflict, IdempotencyKeyReused, ShardMoveInProgress, UnknownShard
 from photostore.ids import placement_key_of
 from photostore.metadata import driver_reads, rows
 from photostore.metadata.dialect import insert_or_ignore, upsert
 from photostore.metadata.engines import is_sqlite, single_read_options, write_options
+from photostore.metadata.fences import KeyFenced, fenced_keys
 from photostore.metadata.group_commit import GroupCommit
 from photostore.metadata.migrate import migrate
 from photostore.metadata.pool_stats import PoolStat, pool_stat
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.provision import ensure_database
-from photostore.metadata.replicas import ReadRouter, ReplicaStat
+from photostore.metadata.replicas import ReadRouter, ReplicaSet, ReplicaStat
 from photostore.metadata.schema import (
     FILENAME_MAX,
     STORAGE_PATH_MAX,
@@ -72,6 +74,11 @@ from photostore.metadata.translate import translated
 T = TypeVar("T")
 
 _MARK_CHUNK = 500  # seqs per UPDATE ... WHERE seq IN (...): well under every engine's bind limit
+# A write to a fenced user waits this long for its move to switch, then answers 503 Retry-After.
+FENCE_WAIT_S = 1.0
+_FENCE_POLL_S = 0.02
+
+ShardOpener = Callable[[int], tuple[AsyncEngine, ReplicaSet | None]]
 
 
 def _now() -> datetime:
@@ -102,8 +109,14 @@ class SqlMetadataStore:
         *,
         reads: ReadRouter | None = None,
         create_databases: bool = False,
+        open_shard: ShardOpener | None = None,
     ) -> None:
         self._engines = dict(engines)
+        self._open_shard = open_shard
+        self._opening = asyncio.Lock()
+        self._started = False
+        # Which keys' writes check the rebalance fences; every key until a routing watcher says.
+        self._needs_fence_check: Callable[[int], bool] = lambda _key: True
         self._shard_for_key = shard_for_key
         if reads is not None:
             _check_router(reads, self._engines)
@@ -131,6 +144,44 @@ class SqlMetadataStore:
                     await migrate(engine)
         if self._reads is not None:
             self._reads.start()
+        self._started = True
+
+    async def ensure_shards(self, shard_ids: Iterable[int]) -> None:
+        """Open (and migrate) shards a rebalance added since this store started; known ones are kept."""
+        async with self._opening:  # the routing watcher and a mover may ask at once
+            for shard_id in sorted(set(shard_ids) - set(self._engines)):
+                await self._open_new_shard(shard_id)
+
+    async def _open_new_shard(self, shard_id: int) -> None:
+        if self._open_shard is None:
+            raise UnknownShard(f"shard {shard_id} is new and this store cannot open shards")
+        engine, replica_set = self._open_shard(shard_id)
+        try:
+            await self._prepare(shard_id, engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        if is_sqlite(engine):
+            self._write_locks[shard_id] = asyncio.Lock()
+        if self._reads is not None:
+            assert replica_set is not None
+            self._reads.add(replica_set, start=self._started)
+        self._engines[shard_id] = engine
+
+    async def _prepare(self, shard_id: int, engine: AsyncEngine) -> None:
+        if self._create_databases and not is_sqlite(engine):
+            with translated(f"creating the database of shard {shard_id}"):
+                await ensure_database(engine.url)
+        with translated(f"migrating shard {shard_id}"):
+            await migrate(engine)
+
+    def set_fence_policy(self, needs_fence_check: Callable[[int], bool]) -> None:
+        """Check the rebalance fences only for keys this says (a fresh routing view knows which)."""
+        self._needs_fence_check = needs_fence_check
+
+    def primary_engine(self, shard_id: int) -> AsyncEngine:
+        """The primary of ``shard_id``, for the rebalancer's copies (UnknownShard if not open)."""
+        return self._engine(shard_id)
 
     async def close(self) -> None:
         """Stop the health checks and close every pool; safe to call twice."""
@@ -155,6 +206,45 @@ class SqlMetadataStore:
 
     def _write_lock(self, shard_id: int) -> AbstractAsyncContextManager[Any]:
         return self._write_locks.get(shard_id) or nullcontext()
+
+    async def _fence_retrying(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Run ``write``; while it meets a fence, retry (routing may have moved on) for up to
+        FENCE_WAIT_S, then raise ShardMoveInProgress (503 with Retry-After)."""
+        deadline = time.monotonic() + FENCE_WAIT_S
+        while True:
+            try:
+                return await write()
+            except KeyFenced as fenced:
+                if time.monotonic() >= deadline:
+                    raise ShardMoveInProgress(
+                        f"placement key {fenced.placement_key} is moving to another shard"
+                    ) from None
+                await asyncio.sleep(_FENCE_POLL_S)
+
+    async def _check_fences(
+        self, conn: AsyncConnection, shard_id: int, ids: Iterable[uuid.UUID], *, creating: bool = False
+    ) -> set[int]:
+        """The keys of ``ids`` this transaction on ``shard_id`` must not write, checked inside it.
+
+        A key is refused when routing, looked up again now that the transaction holds its locks,
+        sends it elsewhere (the write may have waited for the lock while a rebalance switched the
+        key), or when the shard holds a fence for it.
+        """
+        keys = {placement_key_of(any_id) for any_id in ids}
+        moved = {k for k in keys if self._shard_for_key(k) != shard_id}
+        checked = [k for k in keys - moved if self._needs_fence_check(k)]
+        return moved | await fenced_keys(conn, checked, creating=creating)
+
+    @asynccontextmanager
+    async def _guarded(
+        self, what: str, owner: uuid.UUID, *, creating: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on ``owner``'s shard that raises KeyFenced if the owner is fenced."""
+        shard_id = self.shard_of(owner)
+        async with self._writing(shard_id, what, owner) as conn:
+            if await self._check_fences(conn, shard_id, [owner], creating=creating):
+                raise KeyFenced(placement_key_of(owner))
+            yield conn
 
     @asynccontextmanager
     async def _writing(
@@ -250,8 +340,12 @@ class SqlMetadataStore:
 
     async def create_user(self, user: User) -> None:
         """Insert the user on its shard; Conflict if the id exists."""
-        async with self._writing(self.shard_of(user.id), "create_user", user.id) as conn:
-            await conn.execute(insert(users).values(rows.user_row(user)))
+
+        async def write() -> None:
+            async with self._guarded("create_user", user.id, creating=True) as conn:
+                await conn.execute(insert(users).values(rows.user_row(user)))
+
+        await self._fence_retrying(write)
 
     async def get_user(self, user_id: uuid.UUID) -> User | None:
         row = await self._read_one(
@@ -261,8 +355,12 @@ class SqlMetadataStore:
 
     async def add_api_key(self, key: ApiKey) -> None:
         """Store the key on its user's shard; Conflict if the key id exists or the user does not."""
-        async with self._writing(self.shard_of(key.user_id), "add_api_key", key.user_id) as conn:
-            await conn.execute(insert(api_keys).values(rows.api_key_row(key)))
+
+        async def write() -> None:
+            async with self._guarded("add_api_key", key.user_id) as conn:
+                await conn.execute(insert(api_keys).values(rows.api_key_row(key)))
+
+        await self._fence_retrying(write)
 
     async def get_api_key(self, user_id: uuid.UUID, key_id: str) -> ApiKey | None:
         """The key, revoked or not (check ``revoked_at``); None if unknown or not ``user_id``'s."""
@@ -282,8 +380,12 @@ class SqlMetadataStore:
             .values(revoked_at=_now())
             .returning(api_keys.c.key_id)
         )
-        async with self._writing(self.shard_of(user_id), "revoke_api_key", user_id) as conn:
-            return (await conn.execute(stmt)).first() is not None
+
+        async def write() -> bool:
+            async with self._guarded("revoke_api_key", user_id) as conn:
+                return (await conn.execute(stmt)).first() is not None
+
+        return await self._fence_retrying(write)
 
     # --- photos ---------------------------------------------------------------------------------
 
@@ -299,12 +401,16 @@ class SqlMetadataStore:
         """Insert ``photo`` and ``events`` atomically -> (photo, True); on a live (owner, sha256)
         duplicate -> (existing photo, False) with nothing written, also under concurrent inserts."""
         self._check_new_photo(photo)
-        shard_id = self.shard_of(photo.owner_id)
-        batcher = self._inserts.get(shard_id)
-        if batcher is None:
-            batcher = GroupCommit(partial(self._insert_batch, shard_id))
-            self._inserts[shard_id] = batcher
-        return await batcher.submit((photo, events))
+
+        async def write() -> tuple[Photo, bool]:
+            shard_id = self.shard_of(photo.owner_id)
+            batcher = self._inserts.get(shard_id)
+            if batcher is None:
+                batcher = GroupCommit(partial(self._insert_batch, shard_id))
+                self._inserts[shard_id] = batcher
+            return await batcher.submit((photo, events))
+
+        return await self._fence_retrying(write)
 
     async def _insert_batch(
         self, shard_id: int, batch: list[tuple[Photo, Sequence[NewEvent]]]
@@ -312,7 +418,13 @@ class SqlMetadataStore:
         """Insert many photos in one transaction; one item's conflict does not fail the others."""
         owners = {photo.owner_id for photo, _ in batch}
         async with self._writing(shard_id, "insert_photo", *owners) as conn:
-            return [await self._insert_one(conn, photo, events) for photo, events in batch]
+            fenced = await self._check_fences(conn, shard_id, owners)
+            return [
+                KeyFenced(placement_key_of(photo.owner_id))
+                if placement_key_of(photo.owner_id) in fenced
+                else await self._insert_one(conn, photo, events)
+                for photo, events in batch
+            ]
 
     async def _insert_one(
         self, conn: AsyncConnection, photo: Photo, events: Sequence[NewEvent]
@@ -395,12 +507,16 @@ class SqlMetadataStore:
             .values(status=PhotoStatus.DELETED.value, deleted_at=now, updated_at=now)
             .returning(*photos.c)
         )
-        async with self._writing(self.shard_of(owner_id), "delete_photo", owner_id) as conn:
-            row = (await conn.execute(stmt)).mappings().first()
-            if row is None:
-                return None
-            await self._append_events(conn, events)
-            return rows.to_photo(row)
+
+        async def write() -> Photo | None:
+            async with self._guarded("delete_photo", owner_id) as conn:
+                row = (await conn.execute(stmt)).mappings().first()
+                if row is None:
+                    return None
+                await self._append_events(conn, events)
+                return rows.to_photo(row)
+
+        return await self._fence_retrying(write)
 
     async def get_photo_any_state(self, photo_id: uuid.UUID) -> Photo | None:
         """The photo whatever its state (workers and the garbage collector use this)."""
@@ -454,7 +570,21 @@ class SqlMetadataStore:
         if any(variant.photo_id != photo_id for variant in variants):
             raise ValueError(f"every variant must belong to photo {photo_id}")
         marker = (processed_events.c.consumer == consumer) & (processed_events.c.event_id == event_id)
-        async with self._writing(self.shard_of(photo_id), "apply_photo_update", photo_id) as conn:
+        return await self._fence_retrying(
+            partial(self._apply_photo_update, marker, consumer, event_id, photo_id, changes, variants, events)
+        )
+
+    async def _apply_photo_update(
+        self,
+        marker: Any,
+        consumer: str,
+        event_id: uuid.UUID,
+        photo_id: uuid.UUID,
+        changes: PhotoChanges,
+        variants: Sequence[Variant],
+        events: Sequence[NewEvent],
+    ) -> ApplyResult:
+        async with self._guarded("apply_photo_update", photo_id) as conn:
             seen = await conn.execute(select(processed_events.c.consumer).where(marker))
             if seen.first() is not None:
                 return ApplyResult.ALREADY_PROCESSED
@@ -548,6 +678,98 @@ class SqlMetadataStore:
             bytes=int(row["bytes"]),
             pending_outbox=int(row["pending"]),
         )
+
+    # --- bucket moves
+
+    async def live_photos_after(
+        self, shard_id: int, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[Photo, list[Variant]]]:
+        """Live photos of ``shard_id`` with id > ``after``, in id order, at most ``limit``, each with
+        its variants by name; read in one snapshot on the primary (the bucket mover's keyset scan)."""
+        if limit <= 0:
+            return []
+        condition: Any = photos.c.deleted_at.is_(None)
+        if after is not None:
+            condition &= photos.c.id > after
+        stmt = select(photos).where(condition).order_by(photos.c.id).limit(limit)
+        return await self._photos_with_variants(shard_id, stmt, "live_photos_after")
+
+    async def photo_and_variants(self, photo_id: uuid.UUID) -> tuple[Photo, list[Variant]] | None:
+        """The photo in any state with its variants, read in one snapshot on the primary."""
+        stmt = select(photos).where(photos.c.id == photo_id)
+        found = await self._photos_with_variants(self.shard_of(photo_id), stmt, "photo_and_variants")
+        return found[0] if found else None
+
+    async def _photos_with_variants(
+        self, shard_id: int, photo_query: Select[Any], what: str
+    ) -> list[tuple[Photo, list[Variant]]]:
+        table = variants_table
+
+        async def run(engine: AsyncEngine) -> list[tuple[Photo, list[Variant]]]:
+            async with engine.connect() as conn:
+                # Both SELECTs see one snapshot: a switch commits photo and variants together, and a
+                # reader must not see half of it. A SQLite read transaction under WAL is a snapshot.
+                if not is_sqlite(engine):
+                    await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    page = [rows.to_photo(row) for row in (await conn.execute(photo_query)).mappings()]
+                    if not page:
+                        return []
+                    stmt = (
+                        select(table)
+                        .where(table.c.photo_id.in_([photo.id for photo in page]))
+                        .order_by(table.c.photo_id, table.c.name)
+                    )
+                    by_photo: dict[uuid.UUID, list[Variant]] = {}
+                    for row in (await conn.execute(stmt)).mappings():
+                        variant = rows.to_variant(row)
+                        by_photo.setdefault(variant.photo_id, []).append(variant)
+            return [(photo, by_photo.get(photo.id, [])) for photo in page]
+
+        return await self.run_read(shard_id, run, what, primary_only=True)
+
+    async def switch_buckets(self, photo: Photo, variants: Sequence[Variant], to_bucket: str) -> bool:
+        """Point the rows of the objects of ``photo`` and ``variants`` not yet in ``to_bucket`` at it,
+        in one transaction, if the photo is live and ready and each of those rows still has the
+        bucket and SHA-256 given; else write nothing and return False.
+
+        The photo row is locked first (as in apply_photo_update), so a concurrent delete or variant
+        upsert cannot interleave; ``updated_at`` is bumped so a shard move's catch-up copies the
+        change; like every user write it waits out its owner's move fence.
+        """
+        if any(variant.photo_id != photo.id for variant in variants):
+            raise ValueError(f"every variant must belong to photo {photo.id}")
+        moving = [variant for variant in variants if variant.bucket != to_bucket]
+        original_moves = photo.bucket != to_bucket
+        if not moving and not original_moves:
+            return True
+        table = variants_table
+        names = [variant.name for variant in moving]
+
+        async def write() -> bool:
+            async with self._guarded("switch_buckets", photo.owner_id) as conn:
+                locked = select(photos.c.bucket, photos.c.sha256, photos.c.status).where(_live(photo.id))
+                current = (await conn.execute(locked.with_for_update())).mappings().first()
+                if current is None or current["status"] != PhotoStatus.READY.value:
+                    return False
+                if original_moves and (current["bucket"], current["sha256"]) != (photo.bucket, photo.sha256):
+                    return False
+                if moving:
+                    of_moving = (table.c.photo_id == photo.id) & table.c.name.in_(names)
+                    found = await conn.execute(
+                        select(table.c.name, table.c.bucket, table.c.sha256).where(of_moving)
+                    )
+                    named = {row["name"]: (row["bucket"], row["sha256"]) for row in found.mappings()}
+                    if any(named.get(variant.name) != (variant.bucket, variant.sha256) for variant in moving):
+                        return False
+                    await conn.execute(update(table).where(of_moving).values(bucket=to_bucket))
+                values: dict[str, Any] = {"updated_at": _now()}
+                if original_moves:
+                    values["bucket"] = to_bucket
+                await conn.execute(update(photos).where(photos.c.id == photo.id).values(values))
+                return True
+
+        return await self._fence_retrying(write)
 
     # --- pools and replicas (for /metrics) ------------------------------------------------------
 

@@ -99,6 +99,12 @@ class PhotoReader:
             raise PhotoNotFound()
         return view
 
+    async def refreshed_view(self, owner_id: uuid.UUID, photo_id: uuid.UUID) -> PhotoView:
+        """The view read again from the database: a cached view may name the bucket an object was
+        moved out of (a bucket rebalance deletes the source once cached views should be gone)."""
+        await self.forget(photo_id)
+        return await self.view(owner_id, photo_id)
+
     async def page_views(self, owner_id: uuid.UUID, page: list[Photo]) -> list[PhotoView]:
         """Views of a page of the owner's photos: cached ones as they are, the rest built with one
         variants query for all of them."""

@@ -66,6 +66,8 @@ class BackgroundServices:
 
     def start(self) -> None:
         jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        watcher = self.runtime.routing_watcher()
+        jobs.append(("routing watcher", lambda: watcher.run(self._stop)))
         if self.role in ("all", "relay"):
             lease = RelayLease(self.runtime.settings.data_dir / "locks" / "relay.lock")
             jobs.append(("outbox relay", lambda: self.relay.run(self._stop, lease)))

@@ -347,6 +347,19 @@ class Ring(Generic[NodeT]):
     def __contains__(self, node: object) -> bool:
         return node in self._index
 
+    def blend(self, target: Ring[NodeT], partitions: Iterable[int]) -> Ring[NodeT]:
+        """This ring with ``partitions`` already handed to their owners in ``target``: the ring in
+        force half-way through a rebalance. Nodes are both rings' (a node only this ring has weighs 0)."""
+        if target._power != self._power or target._seed != self._seed:
+            raise ValueError("only rings of one partition power and seed can be blended")
+        nodes = sorted(set(self._nodes) | set(target._nodes))
+        index = {node: i for i, node in enumerate(nodes)}
+        weights = target.weights()
+        owners = array(_TYPECODE, (index[self._nodes[o]] for o in self._table))
+        for p in partitions:
+            owners[p] = index[target._nodes[target._table[p]]]
+        return Ring(self._power, self._seed, nodes, [weights.get(node, 0.0) for node in nodes], owners)
+
     def moved_partitions(self, other: Ring[NodeT]) -> list[int]:
         """Partitions whose owner differs between the two rings (same partition power required)."""
         if other._power != self._power:

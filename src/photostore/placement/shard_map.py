@@ -12,7 +12,7 @@ can refuse to be overwritten by an older one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from photostore.ids import placement_key_of
@@ -97,6 +97,16 @@ class ShardMap:
     def with_shard_weight(self, shard_id: int, weight: float) -> ShardMap:
         """Version + 1 with ``shard_id`` reweighted (0 drains it)."""
         return ShardMap(self._ring.set_weight(shard_id, weight), self._version + 1)
+
+    def blended(self, target: ShardMap, key_ranges: Iterable[tuple[int, int]]) -> ShardMap:
+        """Version + 1 with the keys of each [lo, hi) already routed as ``target`` routes them."""
+        shift = 32 - self._ring.partition_power
+        partitions = [p for lo, hi in key_ranges for p in range(lo >> shift, hi >> shift)]
+        return ShardMap(self._ring.blend(target._ring, partitions), self._version + 1)
+
+    def routes_like(self, other: ShardMap) -> bool:
+        """True when every key goes to the same shard on both maps."""
+        return not self._ring.moved_partitions(other._ring)
 
     def moved_keys_fraction(self, other: ShardMap) -> float:
         """The fraction of the placement-key space whose shard differs between the two maps."""

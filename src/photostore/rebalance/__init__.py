@@ -1,0 +1,1 @@
+"""Moving users between shards and objects between buckets, online."""
