@@ -26,6 +26,7 @@ from obstore.store import LocalStore
 
 from bench.rawhttp import post_request, run_concurrently
 from bench.report import write_result
+from photostore.durable import fsync_path
 from photostore.imaging.samples import make_photo_jpeg
 from tests.support.server import ServerProcess, create_user
 
@@ -37,17 +38,9 @@ def unique_variant(base: bytes, index: int, run: str) -> bytes:
     return base[:2] + segment + base[2:]
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _make_durable(path: str) -> None:
-    _fsync(path)
-    _fsync(os.path.dirname(path))
+    fsync_path(path)
+    fsync_path(os.path.dirname(path))
 
 
 async def puts_per_second(count: int, concurrency: int, put: Callable[[int], Awaitable[None]]) -> float:

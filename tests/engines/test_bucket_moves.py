@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,15 +23,7 @@ from photostore.errors import BlobNotFound, ConfigError
 from photostore.pipeline.reads import PhotoReader
 from photostore.placement.bucket_map import BucketMap
 from photostore.rebalance.buckets import BucketMover, MoveOutcome, verify_objects
-from tests.support.photo_library import (
-    Library,
-    bucket_moves_seaweedfs,
-    empty_buckets,
-    fresh_shard_databases,
-    library_spec,
-    open_library,
-    seed_library,
-)
+from tests.support.photo_library import Library, bucket_moves_seaweedfs, library_fixtures, seed_library
 
 GRACE_S = 0.2
 # The same names in every test (their objects deleted after each): a SeaweedFS holds few buckets,
@@ -43,25 +33,7 @@ NEW_BUCKET = "moves-3"
 ADDED = OLD.with_bucket_added(NEW_BUCKET)
 Seeded = list[tuple[Photo, list[Variant]]]
 
-
-@pytest.fixture(scope="module")
-def shard_databases() -> Iterator[list[str]]:
-    with fresh_shard_databases() as names:
-        yield names
-
-
-@pytest.fixture(params=["embedded", "cluster"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    return library_spec(request, request.param, tmp_path, OLD.buckets)
-
-
-@pytest.fixture
-async def library(spec: dict[str, Any]) -> AsyncIterator[Library]:
-    async with open_library(spec, OLD) as opened:
-        try:
-            yield opened
-        finally:
-            await empty_buckets(opened.blobs, ADDED.buckets)
+shard_databases, spec, library = library_fixtures(OLD, ADDED.buckets)
 
 
 def mover_of(library: Library, target: BucketMap, folder: Path, grace_s: float = GRACE_S) -> BucketMover:

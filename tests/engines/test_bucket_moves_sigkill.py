@@ -11,23 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from photostore.placement.bucket_map import BucketMap
 from photostore.rebalance.buckets import BucketMoveJournal, verify_objects
 from tests.engines.bucket_mover_child import start_mover
-from tests.support.photo_library import (
-    Library,
-    empty_buckets,
-    fresh_shard_databases,
-    library_spec,
-    open_library,
-    seed_library,
-)
+from tests.support.photo_library import Library, library_fixtures, seed_library
 
 KILLS = 5
 GRACE_S = 0.3
@@ -35,25 +25,7 @@ GRACE_S = 0.3
 OLD = BucketMap.create(3, prefix="kills-")
 ADDED = OLD.with_bucket_added("kills-3")
 
-
-@pytest.fixture(scope="module")
-def shard_databases() -> Iterator[list[str]]:
-    with fresh_shard_databases() as names:
-        yield names
-
-
-@pytest.fixture(params=["embedded", "cluster"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    return library_spec(request, request.param, tmp_path, OLD.buckets)
-
-
-@pytest.fixture
-async def library(spec: dict[str, Any]) -> AsyncIterator[Library]:
-    async with open_library(spec, OLD) as opened:
-        try:
-            yield opened
-        finally:
-            await empty_buckets(opened.blobs, ADDED.buckets)
+shard_databases, spec, library = library_fixtures(OLD, ADDED.buckets)
 
 
 async def test_a_mover_killed_at_random_points_then_run_again_ends_clean(

@@ -2,6 +2,7 @@
 
 - :func:`open_stores` opens a MetadataStore and a BlobStore from a JSON-able spec, so a child process
   (``tests/engines/bucket_mover_child.py``) opens exactly what the test opened.
+- :func:`library_fixtures` makes the fixtures of a module that runs its tests in both modes.
 - :func:`seed_library` makes users and ready photos with two variants each; every object is random
   bytes in the bucket the map gives its photo (no image decoding: fast), and ids come from a seeded
   generator, so how a map splits the library is the same at every run.
@@ -215,6 +216,34 @@ async def empty_buckets(blobs: BlobStore, buckets: Iterable[str]) -> None:
         await blobs.add_bucket(bucket)
         async for info in blobs.list(bucket):
             await blobs.delete(bucket, info.key)
+
+
+def library_fixtures(start: BucketMap, buckets: Sequence[str]) -> tuple[Any, Any, Any]:
+    """The ``shard_databases``, ``spec`` and ``library`` fixtures of a module testing both modes: a
+    library on ``start`` (once embedded, once cluster); after each test every object of ``buckets``
+    is deleted. Bind them in the module under those names::
+
+        shard_databases, spec, library = library_fixtures(OLD, ADDED.buckets)
+    """
+
+    @pytest.fixture(scope="module")
+    def shard_databases() -> Iterator[list[str]]:
+        with fresh_shard_databases() as names:
+            yield names
+
+    @pytest.fixture(params=["embedded", "cluster"])
+    def spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+        return library_spec(request, request.param, tmp_path, start.buckets)
+
+    @pytest.fixture
+    async def library(spec: dict[str, Any]) -> AsyncIterator[Library]:
+        async with open_library(spec, start) as opened:
+            try:
+                yield opened
+            finally:
+                await empty_buckets(opened.blobs, buckets)
+
+    return shard_databases, spec, library
 
 
 # --- seeding -------------------------------------------------------------------------------------------

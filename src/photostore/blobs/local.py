@@ -34,6 +34,7 @@ from obstore.store import LocalStore
 
 from photostore.blobs.listing import list_by_prefix
 from photostore.blobs.port import BlobInfo
+from photostore.durable import fsync_path
 from photostore.errors import (
     BackendUnavailable,
     BadRequest,
@@ -88,15 +89,6 @@ def _check_bucket_name(name: str) -> None:
         raise ConfigError(f"invalid bucket name {name!r}: use [a-z0-9.-], at most 63 characters")
 
 
-def _fsync_path(path: str) -> None:
-    """fsync a file or a folder (a folder's fsync makes the entries in it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalBlobStore:
     """Buckets as folders under ``root``: ``root/<bucket>/<key>``."""
 
@@ -130,10 +122,10 @@ class LocalBlobStore:
         stores = {name: LocalStore(prefix=self._root / name, mkdir=True) for name in names}
         if self._fsync:
             for name in names:
-                _fsync_path(str(self._root / name))
-            _fsync_path(str(self._root))  # holds the bucket folders' entries
+                fsync_path(str(self._root / name))
+            fsync_path(str(self._root))  # holds the bucket folders' entries
             for folder in created:
-                _fsync_path(str(folder.parent))
+                fsync_path(str(folder.parent))
         self._durable_dirs.update(str(self._root / name) for name in names)
         self._stores.update(stores)
 
@@ -186,13 +178,13 @@ class LocalBlobStore:
     def _make_durable(self, bucket: str, key: str) -> None:
         bucket_dir = str(self._root / bucket)
         path = f"{bucket_dir}/{key}"
-        _fsync_path(path)
+        fsync_path(path)
         # fsync the folder holding the new entry, then each newly seen folder's parent, up to the
         # first folder already known durable (the bucket folder at the latest).
         folder = os.path.dirname(path)
         newly_durable = []
         while True:
-            _fsync_path(folder)
+            fsync_path(folder)
             if folder in self._durable_dirs or folder == bucket_dir:
                 break
             newly_durable.append(folder)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from photostore.durable import fsync_path
 from photostore.errors import ConfigError, Conflict
 from photostore.placement.bucket_map import BucketMap
 from photostore.placement.shard_map import ShardMap
@@ -75,14 +76,6 @@ def _nodes_of(placement_map: ShardMap | BucketMap) -> tuple[int | str, ...]:
     return placement_map.ring.nodes()
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new content, durably."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -95,7 +88,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)  # makes the rename itself durable
+    fsync_path(path.parent)  # makes the rename itself durable
 
 
 class PlacementStore:
@@ -234,7 +227,7 @@ class PlacementStore:
         """Hold the folder's exclusive lock: one writer at a time, across processes."""
         if not self._dir.is_dir():
             self._dir.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self._dir.parent)
+            fsync_path(self._dir.parent)
         fd = os.open(self._dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

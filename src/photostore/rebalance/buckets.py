@@ -23,350 +23,86 @@ Photos still processing are skipped (their variants are being written to the buc
 and retried at the end in bounded passes; photos uploaded during the run by processes still on the
 old map are caught by a last scan from where each shard's scan ended (ids grow with time).
 One mover runs per journal folder at a time (an exclusive lock, released when the process dies).
+
+The journal, the result records and the verification live in :mod:`.bucket_journal`,
+:mod:`.bucket_results` and :mod:`.bucket_verify`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import fcntl
-import hashlib
 import heapq
 import logging
-import os
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
 
 from photostore.blobs.port import BlobStore
 from photostore.domain import Photo, PhotoStatus, Variant
-from photostore.errors import BlobNotFound, Conflict, ShardMoveInProgress
+from photostore.errors import BlobNotFound, ShardMoveInProgress
 from photostore.metadata.port import MetadataStore
 from photostore.placement.bucket_map import BucketMap
+from photostore.rebalance.bucket_journal import BucketMoveJournal, JournalEntry
+from photostore.rebalance.bucket_results import (
+    RETRYABLE,
+    BucketPair,
+    MoveCounters,
+    MoveFailure,
+    MoveOutcome,
+    MovePlan,
+    MoveResult,
+    Progress,
+    Tracker,
+)
+from photostore.rebalance.bucket_verify import (
+    ORIGINAL,
+    ObjectProblem,
+    PhotoObject,
+    ProblemKind,
+    VerifyReport,
+    bounded,
+    objects_of,
+    sha256_of,
+    verify_objects,
+)
+
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "ORIGINAL",
+    "RETRYABLE",
+    "BucketMoveJournal",
+    "BucketMoveSession",
+    "BucketMover",
+    "BucketPair",
+    "JournalEntry",
+    "MoveCounters",
+    "MoveFailure",
+    "MoveOutcome",
+    "MovePlan",
+    "MoveResult",
+    "ObjectProblem",
+    "ProblemKind",
+    "Progress",
+    "VerifyReport",
+    "verify_objects",
+]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Progress = Callable[[int, int], None]
-"""Called with (done, total) as work advances; for a progress bar."""
 
 # The view cache's TTL (pipeline/reads.py READY_TTL_S). With a shared cache tier (Redis) a process
 # may keep a view it read from there for runtime.SHARED_CACHE_LOCAL_TTL_S more: pass 20 s then.
 DEFAULT_GRACE_S = 10.0
-ORIGINAL = "original"
-_HASH_IN_THREAD_BYTES = 1 << 20  # hash larger objects off the event loop
-
-
-# --- objects of a photo ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Object:
-    name: str  # "original" or the variant's name
-    bucket: str
-    key: str
-    sha256: str
-    size: int
-    content_type: str
-
-
-def _objects_of(photo: Photo, variants: Iterable[Variant]) -> list[_Object]:
-    original = _Object(
-        ORIGINAL, photo.bucket, photo.storage_path, photo.sha256, photo.bytes, photo.content_type
-    )
-    return [original] + [
-        _Object(v.name, v.bucket, v.storage_path, v.sha256, v.bytes, v.content_type) for v in variants
-    ]
 
 
 def _named_buckets(state: tuple[Photo, list[Variant]] | None) -> dict[str, str]:
     """Object key -> the bucket the rows name for it."""
     if state is None:
         return {}
-    return {o.key: o.bucket for o in _objects_of(*state)}
-
-
-async def _sha256(data: bytes) -> str:
-    if len(data) >= _HASH_IN_THREAD_BYTES:
-        return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-    return hashlib.sha256(data).hexdigest()
-
-
-async def _bounded(limit: int, jobs: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
-    """Run ``jobs`` with at most ``limit`` at a time; results in order; the first error cancels the rest."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await job()
-
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(job)) for job in jobs]
-    return [task.result() for task in tasks]
-
-
-# --- the journal -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One object of a move in flight: copied (or being copied) from ``source`` to ``target``;
-    ``delete_after`` (Unix time) is set once the switch is recorded."""
-
-    photo_id: uuid.UUID
-    key: str
-    source: str
-    target: str
-    delete_after: float | None
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS moves (
-    photo_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    source TEXT NOT NULL,
-    target TEXT NOT NULL,
-    delete_after REAL,
-    PRIMARY KEY (photo_id, key)
-)
-"""
-
-
-class BucketMoveJournal:
-    """Copies made and source deletes owed, in a SQLite file in ``folder`` (WAL, ``synchronous=FULL``:
-    every record is on disk when its call returns).
-
-    ``open`` takes an exclusive lock on the folder (``Conflict`` if another mover holds it); the OS
-    drops it when the process dies, so a SIGKILLed mover never blocks the next run.
-    """
-
-    FILE = "bucket-moves.sqlite"
-    LOCK = "bucket-moves.lock"
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = Path(folder)
-        self._db: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
-        self._mutex = threading.Lock()  # one statement at a time on the shared connection
-
-    def open(self) -> None:
-        new_folder = not self._folder.is_dir()
-        self._folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._folder / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise Conflict(f"another bucket mover is running on the journal in {self._folder}") from None
-        self._lock_fd = fd
-        try:
-            path = self._folder / self.FILE
-            new_file = not path.exists()
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute(_SCHEMA)
-            if new_file:  # the file's own entry must survive a power loss too
-                _fsync_folder(self._folder)
-            if new_folder:
-                _fsync_folder(self._folder.parent)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
-
-    def _run(self, statement: str, rows: Sequence[Sequence[Any]] = ((),)) -> list[tuple[Any, ...]]:
-        if self._db is None:
-            raise RuntimeError("the bucket move journal is not open")
-        with self._mutex:
-            if len(rows) == 1:
-                return self._db.execute(statement, rows[0]).fetchall()
-            with self._db:  # one transaction for the batch (sqlite3 commits at the end)
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(statement, rows)
-            return []
-
-    async def record_copies(self, photo_id: uuid.UUID, moves: Sequence[tuple[str, str, str]]) -> None:
-        """Before copying: each (key, source, target) of ``photo_id``; replaces an older record."""
-        rows = [(str(photo_id), key, source, target) for key, source, target in moves]
-        statement = "INSERT OR REPLACE INTO moves VALUES (?, ?, ?, ?, NULL)"
-        await asyncio.to_thread(self._run, statement, rows)
-
-    async def record_switch(self, photo_id: uuid.UUID, delete_after: float) -> None:
-        statement = "UPDATE moves SET delete_after = ? WHERE photo_id = ?"
-        await asyncio.to_thread(self._run, statement, [(delete_after, str(photo_id))])
-
-    async def forget(self, photo_id: uuid.UUID) -> None:
-        await asyncio.to_thread(self._run, "DELETE FROM moves WHERE photo_id = ?", [(str(photo_id),)])
-
-    async def entries(self, photo_id: uuid.UUID | None = None) -> list[JournalEntry]:
-        """The entries of ``photo_id``, or all of them, by photo then key."""
-        statement = "SELECT photo_id, key, source, target, delete_after FROM moves"
-        args: tuple[Any, ...] = ()
-        if photo_id is not None:
-            statement += " WHERE photo_id = ?"
-            args = (str(photo_id),)
-        found = await asyncio.to_thread(self._run, statement + " ORDER BY photo_id, key", [args])
-        return [JournalEntry(uuid.UUID(row[0]), row[1], row[2], row[3], row[4]) for row in found]
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# --- results and counters ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class MoveCounters:
-    """Totals since the mover was made; monotonic, so they export as Prometheus counters."""
-
-    objects_moved: int = 0
-    bytes_moved: int = 0
-    sources_deleted: int = 0
-    copies_discarded: int = 0  # copies (made or begun) deleted: their switch did not happen
-    checksum_failures: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "objects_moved": self.objects_moved,
-            "bytes_moved": self.bytes_moved,
-            "sources_deleted": self.sources_deleted,
-            "copies_discarded": self.copies_discarded,
-            "checksum_failures": self.checksum_failures,
-        }
-
-
-class MoveOutcome(enum.StrEnum):
-    MOVED = "moved"
-    IN_PLACE = "in_place"  # every object already where the target map says
-    PROCESSING = "processing"  # skipped: its variants are still being made
-    BUSY = "busy"  # skipped: the source delete of its last move is still owed
-    GONE = "gone"  # deleted meanwhile: copies removed, nothing to move
-    CHANGED = "changed"  # its rows changed meanwhile: copies removed, to try again
-    FAILED = "failed"  # a source missing or a checksum mismatch: see the failures
-
-
-RETRYABLE = frozenset({MoveOutcome.PROCESSING, MoveOutcome.BUSY, MoveOutcome.CHANGED})
-
-
-@dataclass(frozen=True, slots=True)
-class MoveFailure:
-    photo_id: uuid.UUID
-    object: str  # "original" or a variant name
-    bucket: str
-    key: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "photo_id": str(self.photo_id),
-            "object": self.object,
-            "bucket": self.bucket,
-            "key": self.key,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class MoveResult:
-    objects_moved: int
-    bytes_moved: int
-    left_behind: dict[uuid.UUID, MoveOutcome]  # photos still not moved after the last pass, and why
-    failures: tuple[MoveFailure, ...]
-
-    @property
-    def complete(self) -> bool:
-        """Every object of every live photo is where the target map says (as far as this run saw)."""
-        return not self.left_behind and not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "complete": self.complete,
-            "objects_moved": self.objects_moved,
-            "bytes_moved": self.bytes_moved,
-            "left_behind": {str(pid): why.value for pid, why in self.left_behind.items()},
-            "failures": [failure.to_dict() for failure in self.failures],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class BucketPair:
-    source: str
-    target: str
-    objects: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class MovePlan:
-    """What a run would move, from the rows now: the dry run."""
-
-    target_version: int
-    photos: int  # live photos
-    objects: int  # their originals and variants
-    bytes: int
-    pairs: tuple[BucketPair, ...]  # source -> target, by source then target
-    ideal_share: float | None  # the hash-space share whose bucket changes (1/(N+1) for an added bucket)
-
-    @property
-    def objects_to_move(self) -> int:
-        return sum(pair.objects for pair in self.pairs)
-
-    @property
-    def bytes_to_move(self) -> int:
-        return sum(pair.bytes for pair in self.pairs)
-
-    @property
-    def moved_share(self) -> float:
-        """The share of objects that move; compare with ``ideal_share``."""
-        return self.objects_to_move / self.objects if self.objects else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target_version": self.target_version,
-            "photos": self.photos,
-            "objects": self.objects,
-            "bytes": self.bytes,
-            "objects_to_move": self.objects_to_move,
-            "bytes_to_move": self.bytes_to_move,
-            "moved_share": self.moved_share,
-            "ideal_share": self.ideal_share,
-            "pairs": [
-                {"source": p.source, "target": p.target, "objects": p.objects, "bytes": p.bytes}
-                for p in self.pairs
-            ],
-        }
-
-
-class _Tracker:
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self._progress = progress
-        self.total = total
-        self.done = 0
-
-    def advance(self, objects: int) -> None:
-        self.done += objects
-        if self._progress is not None:
-            self._progress(self.done, max(self.total, self.done))
+    return {o.key: o.bucket for o in objects_of(*state)}
 
 
 # --- one run's machinery -------------------------------------------------------------------------------
@@ -443,7 +179,7 @@ class BucketMoveSession:
         """Move the objects of ``photo`` (as read, with ``variants``) that the target map places
         elsewhere; the switch re-checks the rows, so a stale read costs a discarded copy at worst."""
         target = self._mover.target.bucket_for(photo.id)
-        objects = [o for o in _objects_of(photo, variants) if o.bucket != target]
+        objects = [o for o in objects_of(photo, variants) if o.bucket != target]
         if not objects:
             return MoveOutcome.IN_PLACE
         if photo.deleted_at is not None or photo.status is PhotoStatus.DELETED:
@@ -485,7 +221,9 @@ class BucketMoveSession:
         except ShardMoveInProgress:
             return False  # its owner is being moved to another shard: the copies go, a later pass retries
 
-    async def _copy(self, photo_id: uuid.UUID, objects: Sequence[_Object], target: str) -> MoveFailure | None:
+    async def _copy(
+        self, photo_id: uuid.UUID, objects: Sequence[PhotoObject], target: str
+    ) -> MoveFailure | None:
         """Copy each object to ``target`` and check the copy; the first problem, if any."""
         for o in objects:
             problem = await self._copy_one(o, target)
@@ -493,17 +231,17 @@ class BucketMoveSession:
                 return MoveFailure(photo_id, o.name, o.bucket, o.key, problem)
         return None
 
-    async def _copy_one(self, o: _Object, target: str) -> str | None:
+    async def _copy_one(self, o: PhotoObject, target: str) -> str | None:
         try:
             data = await self._blobs.get(o.bucket, o.key)
         except BlobNotFound:
             return "source missing"
         # A corrupt source is not spread; a copy that reads back wrong is not switched to.
-        if await _sha256(data) != o.sha256:
+        if await sha256_of(data) != o.sha256:
             self._counters.checksum_failures += 1
             return "the source's SHA-256 differs from the row's"
         await self._blobs.put(target, o.key, data, o.content_type)
-        if await _sha256(await self._blobs.get(target, o.key)) != o.sha256:
+        if await sha256_of(await self._blobs.get(target, o.key)) != o.sha256:
             self._counters.checksum_failures += 1
             return f"the copy in {target!r} reads back with another SHA-256"
         return None
@@ -562,7 +300,7 @@ class BucketMoveSession:
             while self._due and self._due[0][0] <= now:
                 batch.append(heapq.heappop(self._due)[1])
             jobs = [partial(self._settle, photo_id, due_passed=True) for photo_id in batch]
-            await _bounded(self._mover.concurrency, jobs)
+            await bounded(self._mover.concurrency, jobs)
 
     async def _ensure_bucket(self, bucket: str) -> None:
         """Buckets a new map adds, or that rows name after a restart without them, are opened."""
@@ -578,7 +316,7 @@ class BucketMoveSession:
 
 @dataclass
 class _RunState:
-    tracker: _Tracker
+    tracker: Tracker
     left: dict[uuid.UUID, MoveOutcome] = field(default_factory=dict)
 
 
@@ -639,7 +377,7 @@ class BucketMover:
                 for photo, variants in page:
                     photos += 1
                     target = self.target.bucket_for(photo.id)
-                    for o in _objects_of(photo, variants):
+                    for o in objects_of(photo, variants):
                         objects += 1
                         size += o.size
                         if o.bucket != target:
@@ -678,7 +416,7 @@ class BucketMover:
         """
         plan = plan if plan is not None else await self.plan()
         moved_before, bytes_before = self.counters.objects_moved, self.counters.bytes_moved
-        state = _RunState(_Tracker(progress, plan.objects_to_move))
+        state = _RunState(Tracker(progress, plan.objects_to_move))
         async with self.session() as session:
             ends = {
                 shard_id: await self._scan(session, shard_id, None, state)
@@ -702,7 +440,7 @@ class BucketMover:
         """Move the photos of ``shard_id`` after ``after``; the last id seen."""
         async for page in self._pages(shard_id, after):
             after = page[-1][0].id
-            await _bounded(self.concurrency, [self._job(session, p, v, state) for p, v in page])
+            await bounded(self.concurrency, [self._job(session, p, v, state) for p, v in page])
         return after
 
     def _job(
@@ -715,7 +453,7 @@ class BucketMover:
                 return
             state.left.pop(photo.id, None)
             target = self.target.bucket_for(photo.id)
-            state.tracker.advance(sum(o.bucket != target for o in _objects_of(photo, variants)))
+            state.tracker.advance(sum(o.bucket != target for o in objects_of(photo, variants)))
 
         return move
 
@@ -735,133 +473,4 @@ class BucketMover:
                     state.left.pop(photo_id)
                     continue
                 jobs.append(self._job(session, *found, state))
-            await _bounded(self.concurrency, jobs)
-
-
-# --- verification ------------------------------------------------------------------------------------
-
-
-class ProblemKind(enum.StrEnum):
-    MISSING = "missing"  # no object where the row says
-    SIZE = "size"  # the object's size differs from the row's
-    SHA256 = "sha256"  # its SHA-256 differs from the row's (checksums=True only)
-    MISPLACED = "misplaced"  # the row's bucket is not the map's for the photo
-    UNKNOWN_BUCKET = "unknown_bucket"  # the row names a bucket the blob store does not have
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectProblem:
-    kind: ProblemKind
-    photo_id: uuid.UUID
-    object: str  # "original" or a variant name
-    bucket: str  # the row's
-    key: str
-    expected: str | int | None = None
-    found: str | int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "photo_id": str(self.photo_id),
-            "object": self.object,
-            "bucket": self.bucket,
-            "key": self.key,
-            "expected": self.expected,
-            "found": self.found,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    photos: int
-    objects: int
-    bytes_read: int
-    checksums: bool
-    problems: tuple[ObjectProblem, ...]
-
-    @property
-    def clean(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "clean": self.clean,
-            "photos": self.photos,
-            "objects": self.objects,
-            "bytes_read": self.bytes_read,
-            "checksums": self.checksums,
-            "problems": [problem.to_dict() for problem in self.problems],
-        }
-
-
-@dataclass
-class _VerifyTally:
-    photos: int = 0
-    objects: int = 0
-    bytes_read: int = 0
-    problems: list[ObjectProblem] = field(default_factory=list)
-
-
-async def verify_objects(
-    metadata: MetadataStore,
-    blobs: BlobStore,
-    bucket_map: BucketMap,
-    *,
-    checksums: bool,
-    progress: Progress | None = None,
-    concurrency: int = 8,
-    page_size: int = 200,
-) -> VerifyReport:
-    """Check every live photo's and variant's object: it exists in the bucket its row names, with
-    the row's size (and SHA-256 when ``checksums``, which reads every byte), and that bucket is the
-    map's for the photo. ``progress(done, total)`` counts photos."""
-    total = sum(stats.photos for stats in await metadata.shard_stats())
-    tracker = _Tracker(progress, total)
-    tally = _VerifyTally()
-
-    async def check_photo(photo: Photo, variants: list[Variant]) -> None:
-        expected_bucket = bucket_map.bucket_for(photo.id)
-        for o in _objects_of(photo, variants):
-            tally.objects += 1
-            if o.bucket != expected_bucket:
-                tally.problems.append(_problem(ProblemKind.MISPLACED, photo, o, expected_bucket, o.bucket))
-            problem = await _check_object(blobs, photo, o, checksums, tally)
-            if problem is not None:
-                tally.problems.append(problem)
-        tally.photos += 1
-        tracker.advance(1)
-
-    for shard_id in metadata.shard_ids():
-        after: uuid.UUID | None = None
-        while page := await metadata.live_photos_after(shard_id, after, page_size):
-            after = page[-1][0].id
-            await _bounded(concurrency, [partial(check_photo, p, v) for p, v in page])
-    problems = sorted(tally.problems, key=lambda p: (str(p.photo_id), p.object, p.kind.value))
-    return VerifyReport(tally.photos, tally.objects, tally.bytes_read, checksums, tuple(problems))
-
-
-def _problem(
-    kind: ProblemKind, photo: Photo, o: _Object, expected: str | int | None, found: str | int | None
-) -> ObjectProblem:
-    return ObjectProblem(kind, photo.id, o.name, o.bucket, o.key, expected, found)
-
-
-async def _check_object(
-    blobs: BlobStore, photo: Photo, o: _Object, checksums: bool, tally: _VerifyTally
-) -> ObjectProblem | None:
-    if o.bucket not in blobs.buckets():
-        return _problem(ProblemKind.UNKNOWN_BUCKET, photo, o, None, o.bucket)
-    try:
-        if checksums:
-            data = await blobs.get(o.bucket, o.key)
-            tally.bytes_read += len(data)
-            size, digest = len(data), await _sha256(data)
-        else:
-            size, digest = (await blobs.head(o.bucket, o.key)).size, None
-    except BlobNotFound:
-        return _problem(ProblemKind.MISSING, photo, o, None, None)
-    if size != o.size:
-        return _problem(ProblemKind.SIZE, photo, o, o.size, size)
-    if digest is not None and digest != o.sha256:
-        return _problem(ProblemKind.SHA256, photo, o, o.sha256, digest)
-    return None
+            await bounded(self.concurrency, jobs)

@@ -114,3 +114,19 @@ def test_round_trip_keeps_version_and_lookups() -> None:
         ShardMap.from_dict({**shard_map.to_dict(), "kind": "bucket_map"})
     with pytest.raises(ValueError, match="version"):
         ShardMap.from_dict({**shard_map.to_dict(), "version": 0})
+
+
+def test_a_blended_map_routes_the_given_ranges_like_the_target_and_the_rest_like_itself() -> None:
+    current = ShardMap.create(4, partition_power=8)
+    target = current.with_shard_added(4)
+    moves = current.moved_key_ranges(target)
+    half = moves[: len(moves) // 2]
+    blended = current.blended(target, [(m.lo, m.hi) for m in half])
+    assert blended.version == current.version + 1
+    for move in moves:
+        for key in (move.lo, move.hi - 1):
+            expected = target if move in half else current
+            assert blended.shard_for_key(key) == expected.shard_for_key(key)
+    everything = current.blended(target, [(m.lo, m.hi) for m in moves])
+    assert everything.routes_like(target)
+    assert not current.routes_like(target)
