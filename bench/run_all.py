@@ -13,6 +13,7 @@ BENCHMARKS = (
     "bench.cluster_ingest",
     "bench.timeline",
     "bench.replica_reads",
+    "bench.rebalance",
 )
 
 

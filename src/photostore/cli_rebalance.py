@@ -271,6 +271,7 @@ async def _run_plan(runtime: Runtime, as_json: bool) -> None:
             runtime.placement,
             runtime.control,
             parallel=options.parallel,
+            batch_keys=options.batch_keys,
             plan_grace_s=options.plan_grace_s,
             cleanup_grace_s=options.cleanup_grace_s,
             progress=lambda done, total: progress.update(task, completed=done, total=total),

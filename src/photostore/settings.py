@@ -221,7 +221,10 @@ class LimitSettings(Section):
 class RebalanceSettings(Section):
     """How `photostore rebalance` moves users between shards (see photostore.rebalance.shard_mover)."""
 
-    parallel: int = Field(default=4, ge=1, le=64, description="users moved at once")
+    parallel: int = Field(default=4, ge=1, le=64, description="batches of users moved at once")
+    batch_keys: int = Field(
+        default=32, ge=1, le=1000, description="users (placement keys) copied, fenced and switched together"
+    )
     plan_grace_s: float = Field(
         default=2.0, ge=0, description="wait after a plan starts, so every process checks fences first"
     )

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from photostore.pipeline.users import create_user
+from photostore.runtime import open_runtime
+from photostore.settings import load_settings
 from tests.cli.test_cli import ok, photostore, photostore_many, tables
 
 FAST = {
@@ -18,10 +22,19 @@ FAST = {
 USERS = 40
 
 
-def _with_users(data_dir: Path) -> list[str]:
-    return [
-        json.loads(ok(photostore(data_dir, "users", "create", f"u{n}")).stdout)["id"] for n in range(USERS)
-    ]
+def _with_users(data_dir: Path) -> None:
+    """USERS users, made in this process (a command per user would cost a start-up each)."""
+
+    async def make() -> None:
+        settings = load_settings(data_dir=data_dir, placement={"partition_power": 12})
+        runtime = await open_runtime(settings)
+        try:
+            for n in range(USERS):
+                await create_user(runtime.metadata, f"u{n}")
+        finally:
+            await runtime.close()
+
+    asyncio.run(make())
 
 
 def test_help_of_the_rebalancing_commands(tmp_path: Path) -> None:

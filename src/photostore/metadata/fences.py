@@ -15,7 +15,7 @@ No write can slip past a fence:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select, text
@@ -73,19 +73,19 @@ async def fenced_keys(conn: AsyncConnection, keys: Iterable[int], *, creating: b
     return fenced
 
 
-async def fence_key(conn: AsyncConnection, placement_key: int, moved_to: int) -> None:
-    """Fence ``placement_key`` on this shard (in the caller's write transaction); idempotent."""
+async def fence_keys(conn: AsyncConnection, placement_keys: Sequence[int], moved_to: int) -> None:
+    """Fence ``placement_keys`` on this shard (in the caller's write transaction); idempotent."""
+    wanted = sorted(set(placement_keys))  # one lock order for every fencer: no deadlock
+    if not wanted:
+        return
     if _is_postgres(conn):
         lock = text("SELECT pg_advisory_xact_lock(:cls, :key)")
-        await conn.execute(lock, {"cls": KEY_LOCK_CLASS, "key": _int4(placement_key)})
+        for key in wanted:
+            await conn.execute(lock, {"cls": KEY_LOCK_CLASS, "key": _int4(key)})
     stmt = upsert(conn.dialect.name, placement_fences, ("placement_key",))
-    row = {
-        "placement_key": placement_key,
-        "state": "fenced",
-        "moved_to": moved_to,
-        "since": datetime.now(UTC),
-    }
-    await conn.execute(stmt, [row])
+    now = datetime.now(UTC)
+    rows = [{"placement_key": k, "state": "fenced", "moved_to": moved_to, "since": now} for k in wanted]
+    await conn.execute(stmt, rows)
 
 
 async def fence_ranges(conn: AsyncConnection, ranges: Iterable[tuple[int, int]], moved_to: int) -> None:
@@ -98,8 +98,9 @@ async def fence_ranges(conn: AsyncConnection, ranges: Iterable[tuple[int, int]],
         await conn.execute(upsert(conn.dialect.name, range_fences, ("lo",)), rows)
 
 
-async def unfence_key(conn: AsyncConnection, placement_key: int) -> None:
-    await conn.execute(delete(placement_fences).where(placement_fences.c.placement_key == placement_key))
+async def unfence_keys(conn: AsyncConnection, placement_keys: Sequence[int]) -> None:
+    fenced = placement_fences.c.placement_key.in_(list(placement_keys))
+    await conn.execute(delete(placement_fences).where(fenced))
 
 
 async def clear_fences(conn: AsyncConnection) -> None:

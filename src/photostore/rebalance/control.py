@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,9 @@ class ControlStore:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._path = directory / FILENAME
+        self._local = (
+            threading.local()
+        )  # one connection per thread, reused: opening one costs more than a step
         with self._connection() as conn:
             conn.executescript(_SCHEMA)
 
@@ -88,13 +92,20 @@ class ControlStore:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        try:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            yield conn
-        finally:
+            self._local.conn = conn
+        yield conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
             conn.close()
+            self._local.conn = None
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -119,14 +130,16 @@ class ControlStore:
 
     def snapshot(self) -> ControlSnapshot:
         with self._connection() as conn:
-            conn.execute("BEGIN")
-            version, plan = conn.execute("SELECT version, plan FROM control WHERE id = 1").fetchone()
-            ranges = tuple(
-                RangeRecord(*row)
-                for row in conn.execute("SELECT lo, hi, src, dst, step FROM ranges ORDER BY lo")
-            )
-            overrides = dict(conn.execute("SELECT key, shard FROM overrides").fetchall())
-            conn.execute("COMMIT")
+            conn.execute("BEGIN")  # one snapshot for the three reads
+            try:
+                version, plan = conn.execute("SELECT version, plan FROM control WHERE id = 1").fetchone()
+                ranges = tuple(
+                    RangeRecord(*row)
+                    for row in conn.execute("SELECT lo, hi, src, dst, step FROM ranges ORDER BY lo")
+                )
+                overrides = dict(conn.execute("SELECT key, shard FROM overrides").fetchall())
+            finally:
+                conn.execute("COMMIT")
         return ControlSnapshot(int(version), None if plan is None else json.loads(plan), ranges, overrides)
 
     def moves(self, lo: int = 0, hi: int = 1 << 32) -> dict[int, MoveRecord]:
@@ -220,34 +233,38 @@ class ControlStore:
 
     # --- the journal ------------------------------------------------------------------------------
 
-    def record_move(
+    def record_moves(
         self,
-        key: int,
+        keys: Sequence[int],
         src: int,
         dst: int,
         step: str,
-        *,
-        rows: int | None = None,
-        size: int | None = None,
-        fenced_s: float | None = None,
+        loads: Mapping[int, tuple[int, int]] | None = None,
     ) -> None:
+        """Journal ``step`` for each key in one transaction; ``loads``: key -> (rows, bytes) copied."""
+        now = time.time()
+        rows = [(k, src, dst, step, *(loads or {}).get(k, (None, None)), now) for k in keys]
         with self._writing() as conn:
-            conn.execute(
-                "INSERT INTO moves (key, src, dst, step, rows, bytes, fenced_s, updated_at)"
-                " VALUES (?, ?, ?, ?, coalesce(?, 0), coalesce(?, 0), ?, ?)"
+            conn.executemany(
+                "INSERT INTO moves (key, src, dst, step, rows, bytes, updated_at)"
+                " VALUES (?, ?, ?, ?, coalesce(?, 0), coalesce(?, 0), ?)"
                 " ON CONFLICT (key) DO UPDATE SET step = excluded.step, src = excluded.src,"
-                " dst = excluded.dst, rows = coalesce(?, rows), bytes = coalesce(?, bytes),"
-                " fenced_s = coalesce(excluded.fenced_s, fenced_s), updated_at = excluded.updated_at",
-                (key, src, dst, step, rows, size, fenced_s, time.time(), rows, size),
+                " dst = excluded.dst, updated_at = excluded.updated_at,"
+                " rows = CASE WHEN excluded.rows > 0 THEN excluded.rows ELSE rows END,"
+                " bytes = CASE WHEN excluded.bytes > 0 THEN excluded.bytes ELSE bytes END",
+                rows,
             )
 
-    def switch_key(self, key: int, dst: int, fenced_s: float) -> None:
-        """Route ``key`` to ``dst`` from now on: the override and the journal step, in one change."""
+    def switch_keys(self, keys: Sequence[int], dst: int, fenced_s: float) -> None:
+        """Route ``keys`` to ``dst`` from now on: overrides and journal steps, in one change."""
+        now = time.time()
         with self._writing() as conn:
-            conn.execute("INSERT OR REPLACE INTO overrides (key, shard) VALUES (?, ?)", (key, dst))
-            conn.execute(
+            conn.executemany(
+                "INSERT OR REPLACE INTO overrides (key, shard) VALUES (?, ?)", [(k, dst) for k in keys]
+            )
+            conn.executemany(
                 "UPDATE moves SET step = 'switched', fenced_s = ?, updated_at = ? WHERE key = ?",
-                (fenced_s, time.time(), key),
+                [(fenced_s, now, k) for k in keys],
             )
             self._bump(conn)
 

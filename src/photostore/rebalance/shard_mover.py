@@ -1,9 +1,9 @@
-"""Online shard rebalancing: move users key by key to the shard a new map gives them.
+"""Online shard rebalancing: move users to the shard a new map gives them, a batch of keys at a time.
 
 The plan is the key ranges whose owner differs between the map in force and the target map
-(:meth:`ShardMap.moved_key_ranges`), grouped by (source, target) shard. Each key of a group goes
-through the steps Vitess' MoveTables takes, at user grain, each journaled in the control file before
-it is taken (:mod:`.control`):
+(:meth:`ShardMap.moved_key_ranges`), grouped by (source, target) shard. The keys of a group go, in
+batches of ``batch_keys``, through the steps Vitess' MoveTables takes, at user grain, each
+journaled per key in the control file before it is taken (:mod:`.control`):
 
 1. ``copying``: a snapshot of the key's rows is written to the target, replacing any leftovers of an
    interrupted try; then photos whose (updated_at, deleted_at) differ between the two sides are
@@ -37,7 +37,7 @@ from photostore.errors import ConfigError
 from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.placement.shard_map import ShardMap
 from photostore.placement.store import PlacementStore
-from photostore.rebalance import shard_rows
+from photostore.rebalance import pg_copy, shard_rows
 from photostore.rebalance.control import ControlStore, RangeRecord
 from photostore.rebalance.routing import STALE_AFTER_S
 
@@ -45,7 +45,8 @@ CATCH_UP_MARGIN_S = (
     2.0  # rows written this long before a pass started are copied again: clock skew, long commits
 )
 CATCH_UP_PASSES = 3
-FEW_CHANGES = 20  # a catch-up pass that copies fewer rows ends the catch-up
+FEW_CHANGES = 20  # a catch-up pass that finds fewer changed photos ends the catch-up
+CLEANUP_BATCH = 200  # keys whose source rows one transaction deletes
 VIEW_MARGIN_S = 0.5  # beyond a view's staleness bound: a request routed just before its refresh ends
 PLAN_GRACE_S = 2.0  # every process sees a new plan (and starts checking fences) within this
 CLEANUP_GRACE_S = 2.0  # every process routes a switched key to its target within this
@@ -123,6 +124,7 @@ class ShardRebalancer:
         control: ControlStore,
         *,
         parallel: int = 4,
+        batch_keys: int = 32,
         plan_grace_s: float = PLAN_GRACE_S,
         cleanup_grace_s: float = CLEANUP_GRACE_S,
         progress: Progress | None = None,
@@ -131,6 +133,7 @@ class ShardRebalancer:
         self._placement = placement
         self._control = control
         self._parallel = asyncio.Semaphore(parallel)
+        self._batch_keys = batch_keys
         # Never shorter than the staleness bound of a process's routing view (see routing.py).
         self._plan_grace_s = max(plan_grace_s, STALE_AFTER_S + VIEW_MARGIN_S)
         self._cleanup_grace_s = max(cleanup_grace_s, STALE_AFTER_S + VIEW_MARGIN_S)
@@ -196,58 +199,75 @@ class ShardRebalancer:
         if step == "folded":
             await asyncio.sleep(self._cleanup_grace_s)  # readers holding the old view finish
             source = self._store.primary_engine(src)
-            for key, move in self._control.moves(records[0].lo, records[-1].hi).items():
-                if move.src == src and move.step == "switched":
-                    await shard_rows.delete_rows(source, key)
-                    self._control.record_move(key, src, dst, "cleaned")
+            moves = self._control.moves(records[0].lo, records[-1].hi).items()
+            switched = [key for key, move in moves if move.src == src and move.step == "switched"]
+            for at in range(0, len(switched), CLEANUP_BATCH):
+                batch = switched[at : at + CLEANUP_BATCH]
+                await shard_rows.delete_rows(source, batch)
+                self._control.record_moves(batch, src, dst, "cleaned")
             self._control.set_range_step([r.lo for r in records], "cleaned")
 
     async def _move_keys(self, src: int, dst: int, keys: Sequence[int]) -> None:
         journal = self._control.moves()
         started = time.monotonic()
+        todo = [k for k in keys if journal.get(k) is None or journal[k].step not in ("switched", "cleaned")]
+        self._done += len(keys) - len(todo)
+        self._report()
 
-        async def one(key: int) -> None:
+        async def one(batch: list[int]) -> None:
             async with self._parallel:
-                record = journal.get(key)
-                if record is None or record.step not in ("switched", "cleaned"):
-                    await self._move_key(key, src, dst)
-                self._done += 1
+                await self._move_batch(batch, src, dst)
+                self._done += len(batch)
                 self._report()
 
-        await asyncio.gather(*(one(key) for key in keys))
+        size = self._batch_keys
+        await asyncio.gather(*(one(list(todo[at : at + size])) for at in range(0, len(todo), size)))
         self.stats.moving_s += time.monotonic() - started
 
-    async def _move_key(self, key: int, src: int, dst: int) -> None:
+    async def _move_batch(self, keys: list[int], src: int, dst: int) -> None:
+        """Steps 1-3 for a batch of keys together: a few round trips whatever the batch's size."""
         source, target = self._store.primary_engine(src), self._store.primary_engine(dst)
-        self._control.record_move(key, src, dst, "copying")
-        rows = await shard_rows.read_rows(source, key)
-        await shard_rows.write_rows(target, key, rows, fresh=True)
-        copied, size = rows.count, rows.size
+        self._control.record_moves(keys, src, dst, "copying")
+        copied, size, loads = await self._first_copy(source, target, keys)
         for _ in range(CATCH_UP_PASSES):
-            changed = await self._catch_up(source, target, key)
-            copied += changed
-            if changed < FEW_CHANGES:
+            changed_rows, changed_photos = await self._catch_up(source, target, keys)
+            copied += changed_rows
+            if changed_photos < FEW_CHANGES:
                 break
-        self._control.record_move(key, src, dst, "fenced", rows=copied, size=size)
+        self._control.record_moves(keys, src, dst, "fenced", loads)
         fenced_at = time.monotonic()
-        await shard_rows.fence_key(source, key, dst)
-        copied += await self._catch_up(source, target, key)  # nothing changes on the source now
+        await shard_rows.fence_keys(source, keys, dst)
+        copied += (await self._catch_up(source, target, keys))[0]  # nothing changes on the source now
         fenced_s = time.monotonic() - fenced_at
-        self._control.switch_key(key, dst, fenced_s)
-        self.stats.keys += 1
+        self._control.switch_keys(keys, dst, fenced_s)
+        self.stats.keys += len(keys)
         self.stats.rows += copied
         self.stats.bytes += size
-        self.stats.fenced_s.append(fenced_s)
+        self.stats.fenced_s.extend([fenced_s] * len(keys))
 
     @staticmethod
-    async def _catch_up(source: AsyncEngine, target: AsyncEngine, key: int) -> int:
-        """Copy the key's photos whose stamps differ (and its users and API keys); rows copied."""
+    async def _first_copy(
+        source: AsyncEngine, target: AsyncEngine, keys: list[int]
+    ) -> tuple[int, int, dict[int, tuple[int, int]]]:
+        """Replace the keys' rows on the target with a snapshot of the source's: binary COPY
+        between PostgreSQL shards, SQLAlchemy rows otherwise; (rows, bytes, loads by key)."""
+        if pg_copy.applies(source, target):
+            bulk = await pg_copy.copy_keys(source, target, keys)
+            return bulk.rows, bulk.size, bulk.loads
+        rows = await shard_rows.read_rows(source, keys)
+        await shard_rows.write_rows(target, keys, rows, fresh=True)
+        return rows.count, rows.size, rows.loads_by_key()
+
+    @staticmethod
+    async def _catch_up(source: AsyncEngine, target: AsyncEngine, keys: list[int]) -> tuple[int, int]:
+        """Copy the keys' photos whose stamps differ (and their users and API keys again);
+        (rows copied, photos that differed)."""
         stale = shard_rows.changed_since(
-            await shard_rows.photo_stamps(source, key), await shard_rows.photo_stamps(target, key)
+            await shard_rows.photo_stamps(source, keys), await shard_rows.photo_stamps(target, keys)
         )
-        delta = await shard_rows.read_rows(source, key, stale)
-        await shard_rows.write_rows(target, key, delta, fresh=False)
-        return delta.count
+        delta = await shard_rows.read_rows(source, keys, stale)
+        await shard_rows.write_rows(target, keys, delta, fresh=False)
+        return delta.count, len(stale)
 
     async def _finish(self, plan: Mapping[str, Any], target: ShardMap) -> dict[str, Any]:
         current, _ = self._placement.reload()

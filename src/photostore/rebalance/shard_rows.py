@@ -1,13 +1,14 @@
-"""The rows of one placement key on one shard: read as a snapshot, written as one transaction.
+"""The rows of a batch of placement keys on one shard: read as a snapshot, written as one transaction.
 
 A placement key is the unit a rebalance moves: every user with that key (almost always one) with
-their API keys, photos and variants. Outbox rows and processed-event markers are per shard, not per
+their API keys, photos and variants. Keys move in batches, so a batch costs a few round trips
+whatever its size. Outbox rows and processed-event markers are per shard, not per
 user: they stay where they were written (the relay drains every shard it knows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +37,31 @@ class KeyRows:
     def count(self) -> int:
         return len(self.users) + len(self.api_keys) + len(self.photos) + len(self.variants)
 
+    def loads_by_key(self) -> dict[int, tuple[int, int]]:
+        """Placement key -> (rows, object bytes) of these rows, for the journal."""
+        key_of_user = {row["id"]: int(row["placement_key"]) for row in self.users}
+        key_of_photo = {row["id"]: key_of_user.get(row["user_id"]) for row in self.photos}
+        loads: dict[int, list[int]] = {key: [0, 0] for key in key_of_user.values()}
+        owners = [*key_of_user.values(), *(key_of_user.get(row["user_id"]) for row in self.api_keys)]
+        for key in owners:
+            if key is not None:
+                loads[key][0] += 1
+        for row, key in [(r, key_of_photo.get(r["id"])) for r in self.photos] + [
+            (r, key_of_photo.get(r["photo_id"])) for r in self.variants
+        ]:
+            if key is not None:
+                loads[key][0] += 1
+                loads[key][1] += int(row["bytes"])
+        return {key: (rows, size) for key, (rows, size) in loads.items()}
+
     @property
     def size(self) -> int:
         """Bytes of the objects these rows describe (what a bucket move of them would copy)."""
         return sum(int(row["bytes"]) for row in self.photos) + sum(int(row["bytes"]) for row in self.variants)
 
 
-def _user_ids(key: int) -> Any:
-    return select(users.c.id).where(users.c.placement_key == key)
+def _user_ids(keys: Sequence[int]) -> Any:
+    return select(users.c.id).where(users.c.placement_key.in_(list(keys)))
 
 
 async def keys_in_range(engine: AsyncEngine, lo: int, hi: int) -> list[int]:
@@ -62,15 +80,15 @@ async def keys_in_range(engine: AsyncEngine, lo: int, hi: int) -> list[int]:
 Stamps = dict[Any, tuple[Any, Any]]
 
 
-async def photo_stamps(engine: AsyncEngine, key: int) -> Stamps:
-    """Photo id -> (updated_at, deleted_at) of the key's photos: what a catch-up compares.
+async def photo_stamps(engine: AsyncEngine, keys: Sequence[int]) -> Stamps:
+    """Photo id -> (updated_at, deleted_at) of the keys' photos: what a catch-up compares.
 
     Every change to a photo or its variants sets its ``updated_at`` (and photos are never deleted
     outright), so a photo whose stamp differs between source and target is one to copy again. A
     stamp is compared, never ordered: a row stamped before a slow commit is still found.
     """
     stmt = select(photos.c.id, photos.c.updated_at, photos.c.deleted_at).where(
-        photos.c.user_id.in_(_user_ids(key))
+        photos.c.user_id.in_(_user_ids(keys))
     )
     with translated("reading a user's photo stamps"):
         async with engine.connect() as conn:
@@ -82,16 +100,16 @@ def changed_since(source: Stamps, target: Stamps) -> list[Any]:
     return [photo_id for photo_id, stamp in source.items() if target.get(photo_id) != stamp]
 
 
-async def read_rows(engine: AsyncEngine, key: int, photo_ids: list[Any] | None = None) -> KeyRows:
-    """Every row of ``key`` (or its users, keys, and only the photos ``photo_ids`` with their
-    variants) in one snapshot."""
+async def read_rows(engine: AsyncEngine, keys: Sequence[int], photo_ids: list[Any] | None = None) -> KeyRows:
+    """Every row of ``keys`` (or their users, API keys, and only the photos ``photo_ids`` with
+    their variants) in one snapshot."""
     found = KeyRows()
     with translated("reading a user's rows to move"):
         async with engine.connect() as conn:
             if not is_sqlite(engine):
                 await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
-                owners = _user_ids(key)
+                owners = _user_ids(keys)
                 found.users = [
                     dict(r)
                     for r in (await conn.execute(select(users).where(users.c.id.in_(owners)))).mappings()
@@ -124,26 +142,26 @@ async def read_rows(engine: AsyncEngine, key: int, photo_ids: list[Any] | None =
     return found
 
 
-async def _delete_key(conn: AsyncConnection, key: int) -> None:
-    owners = _user_ids(key)
+async def delete_keys(conn: AsyncConnection, keys: Sequence[int]) -> None:
+    owners = _user_ids(keys)
     owned_photos = select(photos.c.id).where(photos.c.user_id.in_(owners))
     await conn.execute(delete(variants).where(variants.c.photo_id.in_(owned_photos)))
     await conn.execute(delete(photos).where(photos.c.user_id.in_(owners)))
     await conn.execute(delete(api_keys).where(api_keys.c.user_id.in_(owners)))
-    await conn.execute(delete(users).where(users.c.placement_key == key))
+    await conn.execute(delete(users).where(users.c.placement_key.in_(list(keys))))
 
 
-async def write_rows(engine: AsyncEngine, key: int, rows: KeyRows, *, fresh: bool) -> None:
-    """Upsert ``rows`` in one transaction; ``fresh`` first drops whatever ``key`` has here (the
-    leftovers of an interrupted move: this shard is not yet the key's home, so nothing else is)."""
+async def write_rows(engine: AsyncEngine, keys: Sequence[int], rows: KeyRows, *, fresh: bool) -> None:
+    """Upsert ``rows`` in one transaction; ``fresh`` first drops whatever ``keys`` have here (the
+    leftovers of an interrupted move: this shard is not yet their home, so nothing else is)."""
     name = engine.dialect.name
     with translated("writing a user's moved rows"):
         async with engine.connect() as conn:
             await conn.execution_options(**write_options(engine))
             async with conn.begin():
                 if fresh:
-                    await _delete_key(conn, key)
-                    await fences.unfence_key(conn, key)
+                    await delete_keys(conn, keys)
+                    await fences.unfence_keys(conn, keys)
                 for table, batch, pk in (
                     (users, rows.users, ("id",)),
                     (api_keys, rows.api_keys, ("key_id",)),
@@ -154,21 +172,21 @@ async def write_rows(engine: AsyncEngine, key: int, rows: KeyRows, *, fresh: boo
                         await conn.execute(upsert(name, table, pk), batch[start : start + 500])
 
 
-async def delete_rows(engine: AsyncEngine, key: int) -> None:
-    """Drop every row of ``key`` here (the source, once the key is switched away and readers moved on)."""
+async def delete_rows(engine: AsyncEngine, keys: Sequence[int]) -> None:
+    """Drop every row of ``keys`` here (the source, once they are switched away and readers moved on)."""
     with translated("cleaning up a moved user's rows"):
         async with engine.connect() as conn:
             await conn.execution_options(**write_options(engine))
             async with conn.begin():
-                await _delete_key(conn, key)
+                await delete_keys(conn, keys)
 
 
-async def fence_key(engine: AsyncEngine, key: int, moved_to: int) -> None:
-    with translated("fencing a user for its move"):
+async def fence_keys(engine: AsyncEngine, keys: Sequence[int], moved_to: int) -> None:
+    with translated("fencing users for their move"):
         async with engine.connect() as conn:
             await conn.execution_options(**write_options(engine))
             async with conn.begin():
-                await fences.fence_key(conn, key, moved_to)
+                await fences.fence_keys(conn, keys, moved_to)
 
 
 async def fence_ranges(engine: AsyncEngine, ranges: Iterable[tuple[int, int]], moved_to: int) -> None:

@@ -15,7 +15,7 @@ from photostore.rebalance.routing import Routing, RoutingHolder
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 0.25
+POLL_INTERVAL_S = 0.1
 T = TypeVar("T")
 
 

@@ -31,9 +31,9 @@ def test_a_plan_bumps_the_version_and_a_second_is_refused(tmp_path: Path) -> Non
 def test_the_journal_and_overrides_survive_reopening(tmp_path: Path) -> None:
     control = ControlStore(tmp_path)
     control.start_plan(PLAN, RANGES)
-    control.record_move(42, 0, 4, "copying")
-    control.record_move(42, 0, 4, "fenced", rows=10, size=2048)
-    control.switch_key(42, 4, fenced_s=0.05)
+    control.record_moves([42], 0, 4, "copying")
+    control.record_moves([42], 0, 4, "fenced", {42: (10, 2048)})
+    control.switch_keys([42], 4, fenced_s=0.05)
     reopened = ControlStore(tmp_path)
     (move,) = reopened.moves().values()
     assert (move.key, move.step, move.rows, move.bytes, move.fenced_s) == (42, "switched", 10, 2048, 0.05)
@@ -44,8 +44,7 @@ def test_the_journal_and_overrides_survive_reopening(tmp_path: Path) -> None:
 def test_folding_drops_the_ranges_overrides_and_finishing_clears_the_plan(tmp_path: Path) -> None:
     control = ControlStore(tmp_path)
     control.start_plan(PLAN, RANGES)
-    control.switch_key(42, 4, 0.01)
-    control.switch_key(150, 4, 0.01)
+    control.switch_keys([42, 150], 4, 0.01)
     control.fold_ranges([(0, 100)])
     snapshot = control.snapshot()
     assert snapshot.overrides == {150: 4}
