@@ -14,18 +14,22 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
+from photostore.placement.shard_map import ShardMap
+from photostore.placement.store import PlacementStore
 from photostore.settings import load_settings
 from tests.faults.load import LoadGenerator, LoadResult, LoadUser, verify_acknowledged
 from tests.support.cluster import tenant_of
 from tests.support.server import PHOTOSTORE, ServerProcess, create_user
 
 USERS = 20
+MOVERS = 3  # users each plan must move, at least
 READ_OPS = ("photo", "original")
 
 
@@ -49,6 +53,27 @@ def _listed(base_url: str, user: LoadUser) -> list[str]:
             after = body.get("next_cursor")
             url = f"{base_url}/v1/photos?limit=200&cursor={after}" if after else ""
     return ids
+
+
+def _users_some_of_whom_move(server: ServerProcess) -> list[LoadUser]:
+    """At least USERS users, and enough that both plans move some (ids are random: without this,
+    one run in a hundred would have nobody on the new shard)."""
+    start = PlacementStore(server.data_dir / "placement").shard_map
+    added = start.with_shard_added(start.next_shard_id)
+    removed = added.with_shard_removed(0)
+    users: list[LoadUser] = []
+    while len(users) < USERS or min(_movers(users, start, added), _movers(users, added, removed)) < MOVERS:
+        user_id, key = create_user(server.url, f"load-{len(users)}")
+        users.append(LoadUser(user_id, key, -1))
+    return users
+
+
+def _movers(users: list[LoadUser], before: ShardMap, after: ShardMap) -> int:
+    return sum(
+        1
+        for u in users
+        if before.shard_for_id(uuid.UUID(u.user_id)) != after.shard_for_id(uuid.UUID(u.user_id))
+    )
 
 
 def _check_requests(result: LoadResult) -> None:
@@ -76,10 +101,7 @@ def test_adding_and_removing_a_shard_under_load_loses_nothing(
     }
     server = ServerProcess(tmp_path / "data", tenant=tenant, env=env).start()
     try:
-        users = []
-        for n in range(USERS):
-            user_id, key = create_user(server.url, f"load-{n}")
-            users.append(LoadUser(user_id, key, -1))
+        users = _users_some_of_whom_move(server)
         load = LoadGenerator(
             server.url, users, clients=4, max_uploads=2000, max_s=240, pause_s=0.1, delete_chance=0.15
         ).start()
