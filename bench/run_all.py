@@ -14,6 +14,7 @@ BENCHMARKS = (
     "bench.timeline",
     "bench.replica_reads",
     "bench.rebalance",
+    "bench.regions",
 )
 
 

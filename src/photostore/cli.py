@@ -474,9 +474,10 @@ def _bytes(amount: float) -> str:
     return f"{amount:.0f} B"
 
 
-from photostore import cli_rebalance  # noqa: E402 - registers its commands on the groups above
+from photostore import cli_rebalance, cli_regions  # noqa: E402 - they register their commands here
 
 cli_rebalance.register(app, shards_app, buckets_app)
+cli_regions.register(app)
 
 
 def main() -> None:

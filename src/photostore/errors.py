@@ -76,6 +76,11 @@ class Forbidden(PhotostoreError):
     title = "These credentials may not do this"
 
 
+class SignatureInvalid(Forbidden):
+    code = "signature_invalid"
+    title = "The URL signature is missing, wrong, or expired"
+
+
 class NotFound(PhotostoreError):
     status = 404
     code = "not_found"
@@ -90,6 +95,11 @@ class PhotoNotFound(NotFound):
 class VariantNotReady(NotFound):
     code = "variant_not_ready"
     title = "The variant has not been made yet"
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+    title = "No such route"
 
 
 class UnknownVariant(NotFound):
@@ -148,3 +158,16 @@ class ShardMoveInProgress(BackendUnavailable):
 class UnknownShard(PhotostoreError):
     code = "unknown_shard"
     title = "The shard map names a shard that has no store"
+
+
+class NoHealthyRegion(PhotostoreError):
+    status = 503
+    code = "no_healthy_region"
+    title = "No region can take this request"
+    retry_after_s = 5
+
+
+class RegionUnreachable(PhotostoreError):
+    status = 502
+    code = "region_unreachable"
+    title = "The region failed while answering"

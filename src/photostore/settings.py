@@ -7,6 +7,7 @@ unknown keys, so a typo stops start-up with a message naming the key instead of 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -238,6 +239,174 @@ class RebalanceSettings(Section):
     )
 
 
+REGION_NAME = r"^[a-z][a-z0-9-]{0,40}$"
+
+
+class RegionSettings(Section):
+    """One region of the spec's multi-region deployment; every process knows all of them."""
+
+    name: str = Field(pattern=REGION_NAME, description="e.g. us-west-2")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    role: Literal["primary", "secondary"] = "secondary"
+    api_endpoints: tuple[str, ...] = Field(
+        min_length=1, description="base URLs of the region's API (its load balancers), first preferred"
+    )
+    replica_dsn_templates: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="this region's read replicas of every shard ({shard} is replaced by N); "
+        "processes of the region read from these, and write to the primaries",
+    )
+
+
+class RegionsSettings(Section):
+    local: str | None = Field(default=None, description="the region this process serves; unset: one region")
+    regions: tuple[RegionSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegionsSettings:
+        names = [region.name for region in self.regions]
+        if len(names) != len(set(names)):
+            raise ValueError(f"region names must be unique, got {names}")
+        primaries = [region.name for region in self.regions if region.role == "primary"]
+        if self.regions and len(primaries) != 1:
+            raise ValueError(f"exactly one region must have role 'primary', got {primaries}")
+        if self.local is not None and self.local not in names:
+            raise ValueError(f"regions.local {self.local!r} is not one of the regions {names}")
+        return self
+
+    def named(self, name: str) -> RegionSettings:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise KeyError(name)
+
+    @property
+    def primary(self) -> RegionSettings | None:
+        return next((region for region in self.regions if region.role == "primary"), None)
+
+
+def _cidr_block(block: str, what: str) -> str:
+    try:
+        ipaddress.ip_network(block, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{what} {block!r} is not a CIDR block: {exc}") from None
+    return block
+
+
+class NetworkLocation(Section):
+    """A CIDR block placed by hand: private networks, or where the GeoIP database is wrong."""
+
+    cidr: str = Field(description="e.g. 10.20.0.0/16")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    label: str = ""
+
+    @field_validator("cidr")
+    @classmethod
+    def _valid_cidr(cls, cidr: str) -> str:
+        return _cidr_block(cidr, "cidr")
+
+
+class GeoSettings(Section):
+    database: Path | None = Field(
+        default=None,
+        description="a MaxMind City database (.mmdb); unset: the GeoLite2 file of maxminddb-geolite2",
+    )
+    networks: tuple[NetworkLocation, ...] = Field(default=(), description="checked before the database")
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="CIDR blocks whose X-Forwarded-For is believed (the edge, load balancers)",
+    )
+    cache_entries: int = Field(default=65536, ge=0, description="IP locations remembered (LRU)")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, blocks: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_cidr_block(block, "trusted proxy") for block in blocks)
+
+
+class HealthSettings(Section):
+    """How the edge decides a region is up: active /readyz probes plus passive error rates."""
+
+    probe_interval_s: float = Field(default=1.0, gt=0)
+    probe_timeout_s: float = Field(default=1.0, gt=0)
+    fall: int = Field(default=2, ge=1, description="consecutive failed probes that take a region down")
+    rise: int = Field(default=3, ge=1, description="consecutive good probes that bring a region back")
+    error_window_s: float = Field(default=10.0, gt=0, description="passive errors are counted over this")
+    error_rate: float = Field(default=0.5, gt=0, le=1, description="a region above this error rate is down")
+    min_requests: int = Field(default=20, ge=1, description="requests in the window before the rate counts")
+
+
+class EdgeSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    byte_reads: Literal["proxy", "redirect"] = Field(
+        default="proxy", description="GETs of originals and variants: proxied, or 307 to the region"
+    )
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    health: HealthSettings = HealthSettings()
+
+
+class CdnProviderSettings(Section):
+    """The spec's CDNProvider: its regions, an endpoint per region, and a priority (higher wins)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    regions: tuple[str, ...] = Field(min_length=1)
+    endpoints: dict[str, str] = Field(description="region name -> base URL of the provider there")
+    priority: int = 0
+
+    @model_validator(mode="after")
+    def _endpoint_per_region(self) -> CdnProviderSettings:
+        missing = sorted(set(self.regions) - set(self.endpoints))
+        if missing:
+            raise ValueError(f"CDN provider {self.name!r} has no endpoint for region(s) {missing}")
+        return self
+
+
+class SigningKey(Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    secret: SecretStr = Field(min_length=16)
+
+
+class Location(Section):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class CdnSettings(Section):
+    providers: tuple[CdnProviderSettings, ...] = ()
+    locations: dict[str, Location] = Field(
+        default_factory=dict,
+        description="where the providers' regions are, for names that are not photostore regions",
+    )
+    coverage_threshold: float = Field(default=0.8, ge=0, le=1)
+    full_coverage_km: float = Field(default=1500.0, gt=0, description="coverage 1 within this distance")
+    no_coverage_km: float = Field(default=8000.0, gt=0, description="coverage 0 beyond this distance")
+    signing_keys: tuple[SigningKey, ...] = Field(
+        default=(), max_length=2, description="at most two valid at once: the active one and the one retiring"
+    )
+    active_key: str | None = Field(default=None, description="id of the key new URLs are signed with")
+    url_ttl_s: int = Field(default=3600, ge=60)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CdnSettings:
+        ids = [key.id for key in self.signing_keys]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"signing key ids must be unique, got {ids}")
+        if self.active_key is not None and self.active_key not in ids:
+            raise ValueError(f"cdn.active_key {self.active_key!r} is not one of the signing keys {ids}")
+        if self.providers and self.active_key is None:
+            raise ValueError("CDN providers are set: cdn.active_key and cdn.signing_keys are needed too")
+        if self.no_coverage_km <= self.full_coverage_km:
+            raise ValueError("cdn.no_coverage_km must be larger than cdn.full_coverage_km")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.providers)
+
+
 class VariantSpec(Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     max_px: int = Field(ge=16, le=8192, description="longest side in pixels")
@@ -291,6 +460,22 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     imaging: ImagingSettings = ImagingSettings()
     rebalance: RebalanceSettings = RebalanceSettings()
+    regions: RegionsSettings = RegionsSettings()
+    geo: GeoSettings = GeoSettings()
+    edge: EdgeSettings = EdgeSettings()
+    cdn: CdnSettings = CdnSettings()
+
+    @model_validator(mode="after")
+    def _cdn_regions_are_placed(self) -> Settings:
+        known = {region.name for region in self.regions.regions} | set(self.cdn.locations)
+        for provider in self.cdn.providers:
+            unplaced = sorted(set(provider.regions) - known)
+            if unplaced:
+                raise ValueError(
+                    f"CDN provider {provider.name!r}: region(s) {unplaced} are neither photostore regions "
+                    "nor in cdn.locations, so their distance to a client is unknown"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -322,6 +507,20 @@ def _check_env_names(environ: dict[str, str]) -> None:
             raise ConfigError(f"unknown setting in environment variable {name}: no setting {head.lower()!r}")
 
 
+_SECRET_WORDS = ("secret", "dsn", "token", "password", "key")
+
+
+def _shown_input(where: str, value: Any) -> str:
+    """The bad value for an error message: plain values only, and never one that may be a secret.
+
+    A whole section (a model-level check failed) may hold secrets anywhere inside, so it is not
+    shown; the message names the key, which is what the reader needs.
+    """
+    if isinstance(value, (dict, list, tuple)) or any(word in where.lower() for word in _SECRET_WORDS):
+        return ""
+    return f" (got {value!r})"
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError naming every bad key and value."""
     settings_cls = Settings
@@ -342,7 +541,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         problems = []
         for err in exc.errors():
             where = ".".join(str(part) for part in err["loc"]) or "(root)"
-            problems.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"  {where}: {err['msg']}{_shown_input(where, err.get('input'))}")
         raise ConfigError("invalid settings:\n" + "\n".join(problems)) from None
     except ValueError as exc:  # TOML syntax errors surface here
         raise ConfigError(f"cannot read settings: {exc}") from None

@@ -94,18 +94,28 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown code runs."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        kill_group(self.process)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_group(self.process)
+
+
+def kill_group(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a process started in its own session, with every process of its group."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def stop_group(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the group and wait; SIGKILL it if it has not gone within 15 s."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
 
 
 def create_user(base_url: str, name: str = "alice") -> tuple[str, str]:

@@ -17,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from photostore.api import photos
+from photostore.api import cdn, photos
+from photostore.api.cdn import CdnLinks
 from photostore.api.context import ApiContext, context_of
 from photostore.api.docs_page import render_docs
 from photostore.api.hot_path import HotPath
-from photostore.api.metrics import ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
+from photostore.api.metrics import LOCAL_REGION, ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
 from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
 from photostore.errors import PhotostoreError
@@ -111,6 +112,7 @@ def routes() -> list[Route]:
         Route("/v1/photos/{photo_id}", photos.delete_photo, methods=["DELETE"]),
         Route("/v1/photos/{photo_id}/original", photos.get_original, methods=["GET"]),
         Route("/v1/photos/{photo_id}/variants/{name}", photos.get_variant, methods=["GET"]),
+        Route("/cdn/{owner}/{photo_id}/{name}", cdn.get_cdn_object, methods=["GET"]),
     ]
 
 
@@ -204,7 +206,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
     """Build the app; the stores open in its lifespan, so the factory itself does no I/O."""
     chosen = settings or load_settings()
     chosen_role: Role = role or chosen.server.role
-    metrics = ApiMetrics()
+    metrics = ApiMetrics(region=chosen.regions.local or LOCAL_REGION)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -225,6 +227,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             metrics=metrics,
             background=background,
             variant_names=frozenset(v.name for v in chosen.imaging.variants),
+            cdn=CdnLinks.from_settings(chosen),
         )
         uploads = ctx.uploads
         runtime.on_routing_change.append(lambda _routing: uploads.set_bucket_map(runtime.bucket_map))
@@ -245,6 +248,8 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             await asyncio.gather(lag_export, return_exceptions=True)
             await background.stop()
             await runtime.close()
+            if ctx.cdn is not None:
+                ctx.cdn.close()
 
     app = Starlette(
         routes=routes(),

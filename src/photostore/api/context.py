@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -12,6 +13,9 @@ from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices
 from photostore.pipeline.upload import UploadService
 from photostore.runtime import Runtime
+
+if TYPE_CHECKING:
+    from photostore.api.cdn import CdnLinks
 
 
 @dataclass
@@ -23,6 +27,7 @@ class ApiContext:
     metrics: ApiMetrics
     background: BackgroundServices
     variant_names: frozenset[str]
+    cdn: CdnLinks | None = None  # signed CDN URLs, when cdn.providers is configured
 
 
 def context_of(request: Request) -> ApiContext:

@@ -14,7 +14,7 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from photostore.api.context import ApiContext
-from photostore.api.metrics import ApiMetrics, next_request_id
+from photostore.api.metrics import ApiMetrics, next_request_id, region_header
 from photostore.api.serving import IMMUTABLE
 from photostore.domain import Scope as KeyScope
 from photostore.pipeline.reads import BlobRef
@@ -31,6 +31,7 @@ class HotPath:
         self.ctx: ApiContext | None = None  # set while the app's lifespan runs
         self._served = metrics.requests.labels(metrics.service, metrics.region, ROUTE, "GET", "200")
         self._latency = metrics.latency.labels(metrics.service, metrics.region, ROUTE)
+        self._region_header = region_header(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and self.ctx is not None:
@@ -45,6 +46,7 @@ class HotPath:
                     (b"cache-control", _CACHE_CONTROL),
                     (b"accept-ranges", b"bytes"),
                     (b"x-request-id", request_id),
+                    *self._region_header,
                 ]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": data})

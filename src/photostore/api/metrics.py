@@ -16,10 +16,13 @@ ROUTE_KEY = "photostore.route"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+LOCAL_REGION = "local"  # the region label of a process outside any configured region
+
+
 class ApiMetrics:
     """The spec's ScalingMetrics for the api role, labelled by service and region."""
 
-    def __init__(self, service: str = "api", region: str = "local") -> None:
+    def __init__(self, service: str = "api", region: str = LOCAL_REGION) -> None:
         self.registry = CollectorRegistry()
         self.service = service
         self.region = region
@@ -98,6 +101,7 @@ class MetricsMiddleware:
         self._app = app
         self._metrics = metrics
         self._bound: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._region_header = region_header(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +115,11 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id),
+                    *self._region_header,
+                ]
             await send(message)
 
         try:
@@ -133,6 +141,13 @@ class MetricsMiddleware:
             )
             self._bound[key] = found
         return found
+
+
+def region_header(metrics: ApiMetrics) -> list[tuple[bytes, bytes]]:
+    """``X-Photostore-Region``, when the process serves a named region: which region answered."""
+    if metrics.region == LOCAL_REGION:
+        return []
+    return [(b"x-photostore-region", metrics.region.encode())]
 
 
 # Request ids: a random per-process prefix and a counter; unique without a syscall per request.

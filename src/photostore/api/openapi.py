@@ -103,6 +103,15 @@ _PHOTO = {
         "placeholder": {"type": ["string", "null"], "description": "blurhash"},
         "original_url": {"type": "string"},
         "variants": {"type": "object", "additionalProperties": _VARIANT},
+        "cdn": {
+            "type": "object",
+            "description": "signed CDN URLs on the provider nearest the caller (only when a CDN is set up)",
+            "required": ["original", "variants"],
+            "properties": {
+                "original": {"type": "string", "format": "uri"},
+                "variants": {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}},
+            },
+        },
     },
 }
 _SCHEMAS: dict[str, Any] = {
@@ -259,6 +268,30 @@ _PATHS: dict[str, Any] = {
                 *_RANGE_HEADERS,
             ],
             "responses": {"200": _bytes("the variant"), **_BYTES_RESPONSES},
+        }
+    },
+    "/cdn/{owner}/{photo_id}/{name}": {
+        "get": {
+            "summary": "A signed CDN URL's bytes (the CDN's origin): name is 'original' or a variant",
+            "description": "No API key: the signature is the permission. Variants are negotiated by "
+            "Accept (AVIF, WebP, JPEG) and answered with Vary: Accept.",
+            "operationId": "getCdnObject",
+            "security": [],
+            "parameters": [
+                {"name": "owner", "in": "path", "required": True, "schema": {"type": "string"}},
+                _ID,
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "exp", "in": "query", "required": True, "schema": {"type": "integer"}},
+                {"name": "kid", "in": "query", "required": True, "schema": {"type": "string"}},
+                {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
+                *_RANGE_HEADERS,
+            ],
+            "responses": {
+                "200": _bytes("the bytes"),
+                "304": {"description": "not modified"},
+                "403": _problem("signature_invalid: missing, tampered, expired or signed by a retired key"),
+                "404": _problem("no such photo or variant, or no CDN configured"),
+            },
         }
     },
     "/healthz": {

@@ -12,15 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from photostore.api.body import read_upload
+from photostore.api.cdn import with_cdn
 from photostore.api.context import ApiContext, context_of
 from photostore.api.metrics import ROUTE_KEY
-from photostore.api.serving import IMMUTABLE, ORIGINAL_CACHE, serve_blob
+from photostore.api.serving import IMMUTABLE, serve_blob, serve_original
 from photostore.domain import Scope
 from photostore.errors import BadRequest, BlobNotFound, PhotoNotFound, UnknownVariant, VariantNotReady
 from photostore.ids import parse_id
 from photostore.pipeline.auth import Principal, check_admin_token
 from photostore.pipeline.messages import PHOTO_DELETED, TOPIC_UPLOAD, photo_event
-from photostore.pipeline.reads import ORIGINAL, PhotoView
+from photostore.pipeline.reads import PhotoView
 from photostore.pipeline.users import create_user
 
 DEFAULT_PAGE = 50
@@ -92,13 +93,13 @@ async def post_photo(request: Request) -> Response:
     else:
         view = await ctx.reader.view(principal.user_id, result.photo.id)
     location = {"location": f"/v1/photos/{result.photo.id}"}
-    return json_response(view.json, 201 if result.created else 200, location)
+    return json_response(with_cdn(request, ctx, [view])[0], 201 if result.created else 200, location)
 
 
 async def get_photo(request: Request) -> Response:
     ctx, principal = await _principal(request, "/v1/photos/{id}", Scope.READ)
     view = await ctx.reader.view(principal.user_id, _photo_id(request))
-    return json_response(view.json)
+    return json_response(with_cdn(request, ctx, [view])[0])
 
 
 async def get_original(request: Request) -> Response:
@@ -106,22 +107,11 @@ async def get_original(request: Request) -> Response:
     photo_id = _photo_id(request)
     view = await ctx.reader.view(principal.user_id, photo_id)
     try:
-        return await _serve_original(request, ctx, view)
+        return await serve_original(request, ctx.reader, view)
     except BlobNotFound:  # the object moved to another bucket after this view was cached
-        return await _serve_original(
-            request, ctx, await ctx.reader.refreshed_view(principal.user_id, photo_id)
+        return await serve_original(
+            request, ctx.reader, await ctx.reader.refreshed_view(principal.user_id, photo_id)
         )
-
-
-async def _serve_original(request: Request, ctx: ApiContext, view: PhotoView) -> Response:
-    return await serve_blob(
-        request,
-        ctx.reader,
-        view.blobs[ORIGINAL],
-        cache_control=ORIGINAL_CACHE,
-        cacheable=False,
-        filename=view.json["filename"],
-    )
 
 
 async def get_variant(request: Request) -> Response:
@@ -174,7 +164,7 @@ async def list_photos(request: Request) -> Response:
     before = _decode_cursor(cursor) if cursor else None
     photos = await ctx.runtime.metadata.list_photos(principal.user_id, limit + 1, before)
     page, more = photos[:limit], len(photos) > limit
-    items = [view.json for view in await ctx.reader.page_views(principal.user_id, page)]
+    items = with_cdn(request, ctx, await ctx.reader.page_views(principal.user_id, page))
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     return json_response({"items": items, "next_cursor": next_cursor})
 

@@ -8,13 +8,13 @@ from starlette.responses import Response
 from photostore.api.problems import from_error
 from photostore.api.ranges import parse_range
 from photostore.errors import RangeNotSatisfiable
-from photostore.pipeline.reads import BlobRef, PhotoReader
+from photostore.pipeline.reads import ORIGINAL, BlobRef, PhotoReader, PhotoView
 
 IMMUTABLE = "private, max-age=31536000, immutable"
 ORIGINAL_CACHE = "private, max-age=86400"
 
 
-def _etag_matches(header: str, etag: str) -> bool:
+def etag_matches(header: str, etag: str) -> bool:
     if header.strip() == "*":
         return True
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
@@ -34,7 +34,7 @@ async def serve_blob(
     if filename is not None:
         headers["content-disposition"] = f'inline; filename="{filename}"'
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and _etag_matches(if_none_match, etag):
+    if if_none_match is not None and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     if_range = request.headers.get("if-range")
     range_header = request.headers.get("range")
@@ -50,3 +50,17 @@ async def serve_blob(
             return Response(data, status_code=206, media_type=ref.content_type, headers=headers)
     data = await reader.read_bytes(ref, cacheable=cacheable)
     return Response(data, media_type=ref.content_type, headers=headers)
+
+
+async def serve_original(
+    request: Request, reader: PhotoReader, view: PhotoView, cache_control: str = ORIGINAL_CACHE
+) -> Response:
+    """The original's bytes (never kept in the process cache: the thumbnails need the room)."""
+    return await serve_blob(
+        request,
+        reader,
+        view.blobs[ORIGINAL],
+        cache_control=cache_control,
+        cacheable=False,
+        filename=view.json["filename"],
+    )

@@ -61,9 +61,12 @@ class ShardTargets:
     replicas: tuple[URL, ...] = ()
 
 
-def shard_targets(pg: PostgresSettings, shard_ids: Iterable[int]) -> dict[int, ShardTargets]:
+def shard_targets(
+    pg: PostgresSettings, shard_ids: Iterable[int], region_replicas: tuple[str, ...] = ()
+) -> dict[int, ShardTargets]:
     """Each shard's primary and replicas: its entry in ``pg.shards``, else ``dsn_template`` with
-    ``{shard}`` replaced by the shard id (and no replicas).
+    ``{shard}`` replaced by the shard id (and no replicas). ``region_replicas`` (templates with
+    ``{shard}``: the read replicas in this process's region) replace the replicas of every shard.
 
     ConfigError when an entry names an unknown shard or repeats one, a DSN is not PostgreSQL, or two
     shards would share one database (their rows and outboxes would mix).
@@ -85,8 +88,24 @@ def shard_targets(pg: PostgresSettings, shard_ids: Iterable[int]) -> dict[int, S
         else:
             replicas = tuple(_url(dsn.get_secret_value()) for dsn in own.replicas)
             targets[shard_id] = ShardTargets(_url(own.dsn.get_secret_value()), replicas)
+    if region_replicas:
+        targets = {
+            shard_id: ShardTargets(
+                target.primary,
+                tuple(_url(template.replace("{shard}", str(shard_id))) for template in region_replicas),
+            )
+            for shard_id, target in targets.items()
+        }
     _refuse_shared_databases(targets)
     return targets
+
+
+def region_replica_templates(settings: Settings) -> tuple[str, ...]:
+    """The replica DSN templates of the region this process serves (none outside a region)."""
+    local = settings.regions.local
+    if local is None:
+        return ()
+    return tuple(dsn.get_secret_value() for dsn in settings.regions.named(local).replica_dsn_templates)
 
 
 def _url(dsn: str) -> URL:
@@ -106,6 +125,15 @@ def _refuse_shared_databases(targets: Mapping[int, ShardTargets]) -> None:
                 "put {shard} in metadata.postgres.dsn_template or give each shard its own dsn"
             )
         seen[where] = shard_id
+    replicas: dict[str, int] = {}
+    for shard_id, target in targets.items():
+        for url in target.replicas:
+            where = describe_target(url)
+            if replicas.setdefault(where, shard_id) != shard_id:
+                raise ConfigError(
+                    f"shards {replicas[where]} and {shard_id} would read from the same replica database "
+                    f"{where}: put {{shard}} in the region's replica_dsn_templates"
+                )
 
 
 def open_postgres_from_settings(
@@ -119,7 +147,8 @@ def open_postgres_from_settings(
     """
     meta = settings.metadata
     pg = meta.postgres
-    targets = shard_targets(pg, shard_ids)
+    local_replicas = region_replica_templates(settings)
+    targets = shard_targets(pg, shard_ids, local_replicas)
     primaries = {
         shard_id: build_postgres_engine(target.primary, meta.pool) for shard_id, target in targets.items()
     }
@@ -130,7 +159,7 @@ def open_postgres_from_settings(
 
     def open_shard(shard_id: int) -> tuple[AsyncEngine, ReplicaSet | None]:
         # A shard a rebalance adds: its entry in settings, else the DSN template.
-        target = shard_targets(pg, [*targets, shard_id])[shard_id]
+        target = shard_targets(pg, [*targets, shard_id], local_replicas)[shard_id]
         primary = build_postgres_engine(target.primary, meta.pool)
         return primary, _replica_set(settings, shard_id, primary, target)
 

@@ -1,0 +1,265 @@
+"""``photostore edge``: the front door that sends each request to the nearest healthy region.
+
+API calls are proxied (the body streamed through). GETs of bytes (originals, variants, signed CDN
+paths) are proxied too, or answered with a 307 to the region when ``edge.byte_reads`` is
+``redirect``, so the bytes skip the edge. A region that refuses a connection is marked down at once
+and the request goes to the next nearest; probes bring it back. The edge's own routes live under
+``/edge/``: ``healthz``, ``readyz`` (503 ``no_healthy_region`` when every region is down),
+``regions`` (each region's HealthStatus as JSON) and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+
+import httpx
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from photostore.api.problems import from_error
+from photostore.errors import NoHealthyRegion, PhotostoreError, RegionUnreachable
+from photostore.regions.forwarding import (
+    SAFE_METHODS,
+    OnceBody,
+    counts_as_failure,
+    downstream_headers,
+    has_body,
+    upstream_headers,
+)
+from photostore.regions.geo import GeoLocator, parse_networks, request_client
+from photostore.regions.probes import HealthProber
+from photostore.regions.router import Region, RegionRouter
+from photostore.regions.router import Route as RegionRoute
+from photostore.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+BYTE_READ = re.compile(r"^/(v1/photos/[^/]+/(original|variants/[^/]+)|cdn/.+)$")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CONNECT_TIMEOUT_S = 2.0
+REGION_HEADER = "x-photostore-edge-region"
+
+
+class EdgeMetrics:
+    def __init__(self, router: RegionRouter) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "photostore_edge_requests",
+            "requests routed, by region and answer status",
+            ["region", "status"],
+            registry=self.registry,
+        )
+        self.failovers = Counter(
+            "photostore_edge_failovers",
+            "requests sent on to another region because one could not be reached",
+            ["from_region"],
+            registry=self.registry,
+        )
+        self.no_region = Counter(
+            "photostore_edge_no_healthy_region", "requests refused: no region up", registry=self.registry
+        )
+        healthy = Gauge(
+            "photostore_edge_region_healthy",
+            "1 while a region takes traffic",
+            ["region"],
+            registry=self.registry,
+        )
+        for region in router.regions:
+            healthy.labels(region.name).set_function(_health_reader(region))
+
+
+def _health_reader(region: Region) -> Callable[[], float]:
+    return lambda: float(region.health.healthy)
+
+
+class Edge:
+    """The routing and forwarding of one edge process."""
+
+    def __init__(self, settings: Settings, router: RegionRouter, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.router = router
+        self.client = client
+        self.trusted = parse_networks(settings.geo.trusted_proxies)
+        self.metrics = EdgeMetrics(router)
+        self._endpoint_count = sum(len(region.health.endpoints) for region in router.regions)
+
+    def route(self, request: Request) -> tuple[RegionRoute, str | None]:
+        address = request_client(request, self.trusted)
+        return self.router.route_address(address), address
+
+    async def forward(self, request: Request) -> Response:
+        peer = request.client.host if request.client else None
+        location = self.router.locator.locate(request_client(request, self.trusted))
+        body = OnceBody(request) if has_body(request) else None
+        tried: set[str] = set()
+        for _ in range(self._endpoint_count):
+            route = self.router.route(location, tried)
+            endpoint = route.region.health.pick()
+            if endpoint is None:
+                tried.add(route.region.name)
+                continue
+            target = f"{endpoint.url}{request.url.path}"
+            if request.url.query:
+                target = f"{target}?{request.url.query}"
+            if self.settings.edge.byte_reads == "redirect" and _is_byte_read(request):
+                self.metrics.requests.labels(route.region.name, "307").inc()
+                return RedirectResponse(target, 307, headers={REGION_HEADER: route.region.name})
+            upstream = self.client.build_request(
+                request.method, target, headers=upstream_headers(request, peer), content=body
+            )
+            try:
+                response = await self.client.send(upstream, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                endpoint.unreachable(f"{type(exc).__name__}: {exc}")
+                self.metrics.failovers.labels(route.region.name).inc()
+                log.warning(
+                    "region %s unreachable at %s (%s): failing over", route.region.name, endpoint.url, exc
+                )
+                if body is not None and body.started:
+                    raise RegionUnreachable(f"region {route.region.name} failed during the upload") from None
+                if not route.region.health.healthy:
+                    tried.add(route.region.name)
+                continue
+            except httpx.TransportError as exc:
+                endpoint.request_done(ok=False)
+                if request.method in SAFE_METHODS:
+                    self.metrics.failovers.labels(route.region.name).inc()
+                    tried.add(route.region.name)
+                    continue
+                raise RegionUnreachable(f"region {route.region.name} failed while answering: {exc}") from None
+            endpoint.request_done(
+                ok=not counts_as_failure(response.status_code, response.headers.get("retry-after"))
+            )
+            self.metrics.requests.labels(route.region.name, str(response.status_code)).inc()
+            streamed = StreamingResponse(
+                response.aiter_raw(),
+                status_code=response.status_code,
+                background=BackgroundTask(response.aclose),
+            )
+            # Raw pairs, not a dict: repeated headers (Set-Cookie) must all reach the client.
+            passed = downstream_headers(list(response.headers.multi_items()))
+            streamed.raw_headers = [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in [*passed, (REGION_HEADER, route.region.name)]
+            ]
+            return streamed
+        raise NoHealthyRegion(f"every region failed this request: tried {sorted(tried)}")
+
+
+def _is_byte_read(request: Request) -> bool:
+    return request.method in ("GET", "HEAD") and BYTE_READ.match(request.url.path) is not None
+
+
+def _edge_of(request: Request) -> Edge:
+    edge: Edge = request.app.state.edge
+    return edge
+
+
+async def proxy(request: Request) -> Response:
+    edge = _edge_of(request)
+    try:
+        return await edge.forward(request)
+    except NoHealthyRegion as exc:
+        edge.metrics.no_region.inc()
+        return from_error(exc)
+    except PhotostoreError as exc:
+        return from_error(exc)
+
+
+async def healthz(request: Request) -> Response:
+    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    edge = _edge_of(request)
+    up = [region.name for region in edge.router.regions if region.health.healthy]
+    if not up:
+        return from_error(NoHealthyRegion("every region is down"))
+    return Response(orjson.dumps({"status": "ready", "regions_up": up}), media_type="application/json")
+
+
+async def regions(request: Request) -> Response:
+    """Each region's health, and where this caller would be sent."""
+    edge = _edge_of(request)
+    try:
+        route, address = edge.route(request)
+        chosen: dict[str, object] | None = {
+            "client_address": address,
+            "region": route.region.name,
+            "distance_km": round(route.distance_km, 1),
+            "located": route.location is not None,
+        }
+    except NoHealthyRegion:
+        chosen = None
+    body = {
+        "regions": [
+            {
+                "name": region.name,
+                "role": region.settings.role,
+                "lat": region.point.lat,
+                "lon": region.point.lon,
+                "healthy": region.health.healthy,
+                "endpoints": [
+                    {"url": endpoint.url, **asdict(endpoint.status())} for endpoint in region.health.endpoints
+                ],
+            }
+            for region in edge.router.regions
+        ],
+        "you": chosen,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_edge_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_edge_app(settings: Settings | None = None) -> Starlette:
+    chosen = settings or load_settings()
+    if not chosen.regions.regions:
+        from photostore.errors import ConfigError
+
+        raise ConfigError("the edge needs regions: set regions.regions (see config/regions.toml)")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        locator = GeoLocator(chosen.geo)
+        router = RegionRouter(chosen.regions, locator, chosen.edge.health)
+        timeout = httpx.Timeout(chosen.edge.request_timeout_s, connect=CONNECT_TIMEOUT_S)
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as client:
+            app.state.edge = Edge(chosen, router, client)
+            prober = HealthProber(router, chosen.edge.health, client)
+            probing = asyncio.create_task(prober.run())
+            try:
+                yield
+            finally:
+                probing.cancel()
+                await asyncio.gather(probing, return_exceptions=True)
+                locator.close()
+
+    return Starlette(
+        routes=[
+            Route("/edge/healthz", healthz),
+            Route("/edge/readyz", readyz),
+            Route("/edge/regions", regions),
+            Route("/edge/metrics", metrics),
+            Route("/{path:path}", proxy, methods=ALL_METHODS),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def create_edge_app_from_environment() -> Starlette:
+    """Factory for ASGI servers (granian ``--factory``): settings from env and config file."""
+    return create_edge_app()

@@ -1,0 +1,302 @@
+"""Three regions as separate processes on loopback, the edge in front (the issue's done-when).
+
+us-west-2 is the primary: its process runs every role on the primary PostgreSQL. eu-west-1 and
+ap-southeast-1 run the API only; they write to the primaries and read from their own streaming
+replica. All three share the local cluster's SeaweedFS, broker and Redis. Clients are told apart by
+``X-Forwarded-For`` (the edge trusts loopback), with addresses GeoLite2 places in North America,
+Europe and Asia. Which region answered is said by the region itself (``X-Photostore-Region``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from photostore.cluster.local import ClusterState
+from tests.engines.postgres_fixtures import pg_primary, pg_replicas
+from tests.support.cluster import tenant_of
+from tests.support.engines.postgres import Postmaster, pause_replay, resume_replay, wait_for_replay
+from tests.support.images import jpeg
+from tests.support.regions import (
+    AP_SOUTHEAST,
+    ASIA_CLIENT,
+    EU_WEST,
+    EUROPE_CLIENT,
+    LOOPBACK_PROXIES,
+    NORTH_AMERICA_CLIENT,
+    REGIONS,
+    US_WEST,
+    EdgeProcess,
+    as_client,
+    edge_env,
+    regions_json,
+    wait_until_healthy,
+)
+from tests.support.server import ADMIN_TOKEN, ServerProcess, free_port, wait_ready_photo
+
+__all__ = ["pg_primary", "pg_replicas"]  # fixtures, used by name
+
+READ_YOUR_WRITES_S = 2.0
+SIGNING_SECRET = "region-test-signing-secret-0123456789"
+FAILOVER_BOUND_S = 5.0  # from the kill to the first request answered by the next region
+RETURN_BOUND_S = 10.0  # from the region being ready again to its clients being back
+
+
+@dataclass
+class Deployment:
+    regions: dict[str, ServerProcess]
+    edge: EdgeProcess
+    primary: Postmaster
+    replicas: dict[str, Postmaster]
+    database_prefix: str
+    folder: Path
+
+    def restart(self, name: str) -> None:
+        old = self.regions[name]
+        old.kill()
+        fresh = ServerProcess(old.data_dir, role=old.role, env=old.env, port=old.port, tenant=old.tenant)
+        self.regions[name] = fresh.start()
+
+
+def _cdn_env(ports: dict[str, int]) -> dict[str, str]:
+    provider = {
+        "name": "loopback-cdn",
+        "regions": [region.name for region in REGIONS],
+        "endpoints": {region.name: f"http://127.0.0.1:{ports[region.name]}" for region in REGIONS},
+        "priority": 10,
+    }
+    return {
+        "PHOTOSTORE_CDN__PROVIDERS": json.dumps([provider]),
+        "PHOTOSTORE_CDN__SIGNING_KEYS": json.dumps([{"id": "k1", "secret": SIGNING_SECRET}]),
+        "PHOTOSTORE_CDN__ACTIVE_KEY": "k1",
+    }
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    cluster_state: ClusterState,
+    pg_primary: Postmaster,
+    pg_replicas: list[Postmaster],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployment]:
+    folder = tmp_path_factory.mktemp("regions")
+    tenant = tenant_of(cluster_state)
+    prefix = f"ps_{tenant.token}"
+    ports = {region.name: free_port() for region in REGIONS}
+    replicas = {EU_WEST.name: pg_replicas[0], AP_SOUTHEAST.name: pg_replicas[1]}
+    replica_templates = {
+        name: [f"postgresql://postgres:postgres@127.0.0.1:{server.port}/{prefix}_{{shard}}"]
+        for name, server in replicas.items()
+    }
+    shared = {
+        **tenant.env,
+        "PHOTOSTORE_METADATA__POSTGRES__DSN_TEMPLATE": (
+            f"postgresql://postgres:postgres@127.0.0.1:{pg_primary.port}/{prefix}_{{shard}}"
+        ),
+        "PHOTOSTORE_METADATA__POSTGRES__READ_YOUR_WRITES_S": str(READ_YOUR_WRITES_S),
+        "PHOTOSTORE_METADATA__POSTGRES__REPLICA_CHECK_INTERVAL_S": "0.5",
+        "PHOTOSTORE_METADATA__POOL__MAX_OPEN_CONNS": "4",
+        "PHOTOSTORE_REGIONS__REGIONS": regions_json(ports, replica_templates),
+        "PHOTOSTORE_GEO__TRUSTED_PROXIES": LOOPBACK_PROXIES,
+        **_cdn_env(ports),
+    }
+    processes: dict[str, ServerProcess] = {}
+    edge = EdgeProcess(folder / "edge", edge_env(ports))
+    try:
+        for region in REGIONS:  # the primary first: it creates and migrates the shard databases
+            env = {**shared, "PHOTOSTORE_REGIONS__LOCAL": region.name}
+            role = "all" if region.role == "primary" else "api"
+            (folder / region.name).mkdir()
+            process = ServerProcess(
+                folder / region.name / "data", role=role, env=env, port=ports[region.name]
+            )
+            processes[region.name] = process.start(timeout_s=60)
+        edge.start()
+        wait_until_healthy(edge.url, [region.name for region in REGIONS])
+        yield Deployment(processes, edge, pg_primary, replicas, prefix, folder)
+    finally:
+        edge.stop()
+        for process in processes.values():
+            process.stop()
+        asyncio.run(_drop_databases(pg_primary, prefix))
+
+
+async def _drop_databases(primary: Postmaster, prefix: str) -> None:
+    conn = await asyncpg.connect(**primary.server.connect_args())
+    try:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{prefix}_%")
+        for row in rows:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _photo_shards(server: Postmaster, prefix: str, photo_id: str) -> list[str]:
+    """The shard databases on ``server`` that hold a row for the photo."""
+    conn = await asyncpg.connect(**server.server.connect_args())
+    try:
+        names = [
+            r["datname"]
+            for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{prefix}_%")
+        ]
+    finally:
+        await conn.close()
+    found = []
+    for name in names:
+        try:
+            shard = await asyncpg.connect(**server.server.connect_args(name))
+        except asyncpg.PostgresError:
+            continue  # not replayed onto this server yet
+        try:
+            if await shard.fetchval("SELECT count(*) FROM photos WHERE id = $1::uuid", photo_id):
+                found.append(name)
+        finally:
+            await shard.close()
+    return found
+
+
+def _served_by(edge: EdgeProcess, client: str, path: str = "/healthz") -> str:
+    response = httpx.get(f"{edge.url}{path}", headers=as_client(client), timeout=10)
+    assert response.status_code == 200, response.text
+    region = response.headers["x-photostore-region"]
+    assert response.headers["x-photostore-edge-region"] == region
+    return region
+
+
+def _replica_reads(server: ServerProcess) -> float:
+    total = 0.0
+    for line in httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("photostore_replica_reads_total{") and 'role="replica"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_clients_reach_their_nearest_region(deployment: Deployment) -> None:
+    assert _served_by(deployment.edge, NORTH_AMERICA_CLIENT) == US_WEST.name
+    assert _served_by(deployment.edge, EUROPE_CLIENT) == EU_WEST.name
+    assert _served_by(deployment.edge, ASIA_CLIENT) == AP_SOUTHEAST.name
+    where = httpx.get(f"{deployment.edge.url}/edge/regions", headers=as_client(EUROPE_CLIENT)).json()
+    assert where["you"]["region"] == EU_WEST.name
+    assert where["you"]["located"] is True
+    assert where["you"]["client_address"] == EUROPE_CLIENT
+
+
+def test_an_upload_from_europe_lands_on_the_primary_and_reads_back_in_europe(deployment: Deployment) -> None:
+    edge, europe = deployment.edge, as_client(EUROPE_CLIENT)
+    eu_replica = deployment.replicas[EU_WEST.name]
+    created = httpx.post(
+        f"{edge.url}/v1/users",
+        json={"name": "eu-user"},
+        headers={**europe, "authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["x-photostore-region"] == EU_WEST.name
+    key = created.json()["api_key"]
+    wait_for_replay(deployment.primary.server, eu_replica.server)
+    # The European replica stops replaying: whatever Europe reads next about this upload, it can
+    # only have read from the primary (read-your-writes), never from its own replica.
+    pause_replay(eu_replica.server)
+    original = jpeg(800, 600, seed=51)
+    with httpx.Client(
+        base_url=edge.url, headers={**europe, "authorization": f"Bearer {key}"}, timeout=30
+    ) as eu:
+        try:
+            upload = eu.post("/v1/photos", files={"file": ("dublin.jpg", original, "image/jpeg")})
+            assert upload.status_code == 201, upload.text
+            assert upload.headers["x-photostore-region"] == EU_WEST.name
+            photo_id = upload.json()["id"]
+            on_primary = asyncio.run(_photo_shards(deployment.primary, deployment.database_prefix, photo_id))
+            assert len(on_primary) == 1, on_primary
+            assert asyncio.run(_photo_shards(eu_replica, deployment.database_prefix, photo_id)) == []
+            read = eu.get(f"/v1/photos/{photo_id}/original")
+            assert read.status_code == 200, read.text
+            assert read.headers["x-photostore-region"] == EU_WEST.name
+            assert read.content == original
+        finally:
+            resume_replay(eu_replica.server)
+        wait_for_replay(deployment.primary.server, eu_replica.server)
+        assert asyncio.run(_photo_shards(eu_replica, deployment.database_prefix, photo_id)) == on_primary
+        body = wait_ready_photo(eu, photo_id)
+        # Once the user's write is older than the window, Europe reads from its own replica.
+        time.sleep(READ_YOUR_WRITES_S + 0.5)
+        before = _replica_reads(deployment.regions[EU_WEST.name])
+        listed = eu.get("/v1/photos")  # a listing always asks the database (views may be cached)
+        assert listed.status_code == 200
+        assert [item["id"] for item in listed.json()["items"]] == [photo_id]
+        assert _replica_reads(deployment.regions[EU_WEST.name]) > before
+        again = eu.get(f"/v1/photos/{photo_id}")
+        assert again.status_code == 200
+        assert again.json()["sha256"] == body["sha256"]
+        # Signed CDN URLs point at the provider endpoint in Europe and serve without an API key.
+        cdn = again.json()["cdn"]
+        assert cdn["original"].startswith(deployment.regions[EU_WEST.name].url + "/cdn/")
+        assert httpx.get(cdn["original"], timeout=30).content == original
+        thumb = httpx.get(
+            cdn["variants"]["thumb"], headers={"accept": "image/avif,image/webp,*/*"}, timeout=30
+        )
+        assert thumb.status_code == 200
+        assert thumb.headers["content-type"] == "image/avif"
+        assert thumb.headers["vary"] == "Accept"
+
+
+def test_byte_reads_can_be_redirected_to_the_region(deployment: Deployment) -> None:
+    ports = {name: process.port for name, process in deployment.regions.items()}
+    edge = EdgeProcess(
+        deployment.folder / "redirecting-edge", edge_env(ports, PHOTOSTORE_EDGE__BYTE_READS="redirect")
+    )
+    edge.start()
+    try:
+        wait_until_healthy(edge.url, [region.name for region in REGIONS])
+        photo_path = "/v1/photos/0192f0c4-7a1b-7c3d-8e4f-a1b2c3d4e5f6/original"
+        answer = httpx.get(f"{edge.url}{photo_path}", headers=as_client(ASIA_CLIENT), timeout=10)
+        assert answer.status_code == 307
+        assert answer.headers["location"] == deployment.regions[AP_SOUTHEAST.name].url + photo_path
+        # API calls are still proxied.
+        assert _served_by(edge, ASIA_CLIENT) == AP_SOUTHEAST.name
+    finally:
+        edge.stop()
+
+
+def test_a_killed_region_loses_its_clients_to_the_next_nearest_and_gets_them_back(
+    deployment: Deployment,
+) -> None:
+    edge = deployment.edge
+    europe = deployment.regions[EU_WEST.name]
+    europe.kill()
+    killed_at = time.monotonic()
+    # The first request after the kill is already answered, by the next nearest region to London.
+    assert _served_by(edge, EUROPE_CLIENT) == US_WEST.name
+    assert time.monotonic() - killed_at < FAILOVER_BOUND_S
+    for _ in range(20):  # and every one after it, with no error in between
+        assert _served_by(edge, EUROPE_CLIENT) == US_WEST.name
+    assert _served_by(edge, ASIA_CLIENT) == AP_SOUTHEAST.name
+    assert _served_by(edge, NORTH_AMERICA_CLIENT) == US_WEST.name
+    regions = httpx.get(f"{edge.url}/edge/regions", timeout=5).json()["regions"]
+    assert [r["healthy"] for r in regions if r["name"] == EU_WEST.name] == [False]
+
+    deployment.restart(EU_WEST.name)
+    ready_at = time.monotonic()
+    while _served_by(edge, EUROPE_CLIENT) != EU_WEST.name:
+        assert time.monotonic() - ready_at < RETURN_BOUND_S, "Europe's clients did not come back"
+        time.sleep(0.05)
+
+
+def test_with_every_region_down_the_edge_answers_503_no_healthy_region(deployment: Deployment) -> None:
+    for process in deployment.regions.values():
+        process.kill()
+    for client in (EUROPE_CLIENT, ASIA_CLIENT, NORTH_AMERICA_CLIENT):
+        answer = httpx.get(f"{deployment.edge.url}/v1/photos", headers=as_client(client), timeout=10)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["code"] == "no_healthy_region"
+        assert "retry-after" in answer.headers
+    assert httpx.get(f"{deployment.edge.url}/edge/readyz", timeout=5).status_code == 503
