@@ -25,7 +25,7 @@ from photostore.placement.store import PlacementStore
 from photostore.rebalance.control import ControlStore
 from photostore.rebalance.routing import Routing, RoutingHolder
 from photostore.rebalance.watcher import RoutingWatcher, load_routing, plan_shards
-from photostore.settings import Settings
+from photostore.settings import S3EndpointSettings, S3Settings, Settings
 
 # How long this process keeps what it read from a shared cache: the most another process's delete
 # takes to be seen here.
@@ -97,10 +97,27 @@ def build_blobs(settings: Settings, bucket_names: list[str]) -> BlobStore:
     if settings.blobs.backend == "s3":
         from photostore.blobs.s3 import S3BlobStore
 
-        return S3BlobStore.from_settings(settings.blobs.s3, bucket_names)
+        home = S3BlobStore.from_settings(settings.blobs.s3, bucket_names)
+        read_endpoint = _regional_read_endpoint(settings)
+        if read_endpoint is None:
+            return home
+        from photostore.blobs.regional import RegionalReads
+
+        # The replica's buckets carry the home names, on the region's endpoint; never created here.
+        replica_settings = S3Settings(endpoints=(read_endpoint,), create_buckets=False)
+        replica = S3BlobStore.from_settings(replica_settings, bucket_names)
+        return RegionalReads(home, replica, read_endpoint.name)
     from photostore.blobs.local import LocalBlobStore
 
     return LocalBlobStore(settings.data_dir / "buckets", bucket_names, fsync=settings.blobs.fsync)
+
+
+def _regional_read_endpoint(settings: Settings) -> S3EndpointSettings | None:
+    """The S3 endpoint of this process's region's bucket replica, if it has one."""
+    if settings.regions.local is None:
+        return None
+    name = settings.regions.named(settings.regions.local).s3_read_endpoint
+    return next((e for e in settings.blobs.s3.endpoints if e.name == name), None)
 
 
 def build_events(settings: Settings) -> EventLog:

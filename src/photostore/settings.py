@@ -257,6 +257,19 @@ class RegionSettings(Section):
         description="this region's read replicas of every shard ({shard} is replaced by N); "
         "processes of the region read from these, and write to the primaries",
     )
+    s3_read_endpoint: str | None = Field(
+        default=None,
+        description="name of a blobs.s3.endpoints entry holding this region's replica of the buckets "
+        "(S3 Cross-Region Replication, SeaweedFS filer.sync): reads try it first, writes go home",
+    )
+
+    @field_validator("api_endpoints")
+    @classmethod
+    def _base_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"api endpoint {url!r} must be an http:// or https:// base URL")
+        return tuple(url.rstrip("/") for url in urls)
 
 
 class RegionsSettings(Section):
@@ -464,6 +477,17 @@ class Settings(BaseSettings):
     geo: GeoSettings = GeoSettings()
     edge: EdgeSettings = EdgeSettings()
     cdn: CdnSettings = CdnSettings()
+
+    @model_validator(mode="after")
+    def _read_endpoints_exist(self) -> Settings:
+        endpoints = {endpoint.name for endpoint in self.blobs.s3.endpoints}
+        for region in self.regions.regions:
+            if region.s3_read_endpoint is not None and region.s3_read_endpoint not in endpoints:
+                raise ValueError(
+                    f"region {region.name!r}: s3_read_endpoint {region.s3_read_endpoint!r} is not one of "
+                    f"blobs.s3.endpoints {sorted(endpoints)}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _cdn_regions_are_placed(self) -> Settings:

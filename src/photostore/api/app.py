@@ -25,6 +25,7 @@ from photostore.api.hot_path import HotPath
 from photostore.api.metrics import LOCAL_REGION, ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
 from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
+from photostore.blobs.regional import RegionalReads
 from photostore.errors import PhotostoreError
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.sql_store import SqlMetadataStore
@@ -183,6 +184,16 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         float(ctx.background.reconciler.stats.redriven),
     )
     yield from _store_stats(ctx.runtime.metadata)
+    if isinstance(ctx.runtime.blobs, RegionalReads):
+        stats = ctx.runtime.blobs.stats
+        for source, count in (("region", stats.from_region), ("home", stats.from_home)):
+            yield (
+                "counter",
+                "photostore_blob_reads",
+                "object reads by where they were served",
+                {"source": source},
+                float(count),
+            )
     yield from _rebalance_stats(ctx)
     for loop in ctx.background.consumers:
         labels = {"group": loop.group, "topic": loop.topic}

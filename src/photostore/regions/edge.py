@@ -21,7 +21,6 @@ import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -141,11 +140,7 @@ class Edge:
                 ok=not counts_as_failure(response.status_code, response.headers.get("retry-after"))
             )
             self.metrics.requests.labels(route.region.name, str(response.status_code)).inc()
-            streamed = StreamingResponse(
-                response.aiter_raw(),
-                status_code=response.status_code,
-                background=BackgroundTask(response.aclose),
-            )
+            streamed = StreamingResponse(_relay(response), status_code=response.status_code)
             # Raw pairs, not a dict: repeated headers (Set-Cookie) must all reach the client.
             passed = downstream_headers(list(response.headers.multi_items()))
             streamed.raw_headers = [
@@ -154,6 +149,15 @@ class Edge:
             ]
             return streamed
         raise NoHealthyRegion(f"every region failed this request: tried {sorted(tried)}")
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The region's body as it arrives; the connection goes back to the pool even if the client left."""
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()
 
 
 def _is_byte_read(request: Request) -> bool:

@@ -26,7 +26,10 @@ class HealthProber:
 
     async def run(self) -> None:
         while True:
-            await self.probe_once()
+            try:
+                await self.probe_once()
+            except Exception:  # a bug here must not stop every later probe (regions would never return)
+                log.exception("probing the regions failed")
             await asyncio.sleep(self._settings.probe_interval_s)
 
     async def _probe(self, endpoint: EndpointHealth) -> None:

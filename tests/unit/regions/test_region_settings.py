@@ -273,3 +273,33 @@ def test_a_settings_error_does_not_print_secrets(overrides: dict[str, Any], secr
     with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)
     assert secret not in str(caught.value)
+
+
+def test_api_endpoints_are_base_urls_without_a_trailing_slash() -> None:
+    region = RegionSettings(**_region("us-west-2", "primary", api_endpoints=["https://api.example.com/"]))
+    assert region.api_endpoints == ("https://api.example.com",)
+    with pytest.raises(ValidationError, match="http:// or https://"):
+        RegionSettings(**_region("us-west-2", "primary", api_endpoints=["api.example.com"]))
+
+
+S3_ENDPOINT = {"name": "home", "url": "http://127.0.0.1:1", "access_key_id": "a", "secret_access_key": "b"}
+REGION_COPY = {"name": "eu-copy", "url": "http://127.0.0.1:2", "access_key_id": "a", "secret_access_key": "b"}
+
+
+def test_a_region_read_endpoint_must_be_a_configured_s3_endpoint() -> None:
+    regions = {"regions": [_region("us-west-2", "primary", s3_read_endpoint="eu-copy")]}
+    with pytest.raises(ConfigError, match="s3_read_endpoint 'eu-copy'"):
+        load_settings(regions=regions, blobs={"backend": "s3", "s3": {"endpoints": [S3_ENDPOINT]}})
+
+
+def test_a_process_in_a_region_with_a_bucket_replica_reads_through_it() -> None:
+    from photostore.blobs.regional import RegionalReads
+    from photostore.blobs.s3 import S3BlobStore
+    from photostore.runtime import build_blobs
+
+    blobs = {"backend": "s3", "s3": {"endpoints": [S3_ENDPOINT, REGION_COPY]}}
+    regions = [_region("us-west-2", "primary"), _region("eu-west-1", s3_read_endpoint="eu-copy")]
+    in_europe = load_settings(regions={"regions": regions, "local": "eu-west-1"}, blobs=blobs)
+    assert isinstance(build_blobs(in_europe, ["photos-0"]), RegionalReads)
+    at_home = load_settings(regions={"regions": regions, "local": "us-west-2"}, blobs=blobs)
+    assert isinstance(build_blobs(at_home, ["photos-0"]), S3BlobStore)
