@@ -355,7 +355,10 @@ class EdgeSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     byte_reads: Literal["proxy", "redirect"] = Field(
-        default="proxy", description="GETs of originals and variants: proxied, or 307 to the region"
+        default="redirect",
+        description="GETs of originals, variants and signed CDN paths: 307 to the region (the bytes "
+        "skip the edge) or proxied; a read carrying Authorization is always proxied, because "
+        "clients drop credentials on a redirect to another host",
     )
     request_timeout_s: float = Field(default=60.0, gt=0)
     health: HealthSettings = HealthSettings()

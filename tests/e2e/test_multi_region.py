@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -248,22 +249,30 @@ def test_an_upload_from_europe_lands_on_the_primary_and_reads_back_in_europe(dep
         assert thumb.headers["vary"] == "Accept"
 
 
-def test_byte_reads_can_be_redirected_to_the_region(deployment: Deployment) -> None:
-    ports = {name: process.port for name, process in deployment.regions.items()}
-    edge = EdgeProcess(
-        deployment.folder / "redirecting-edge", edge_env(ports, PHOTOSTORE_EDGE__BYTE_READS="redirect")
+def test_byte_reads_are_redirected_unless_they_carry_credentials(deployment: Deployment) -> None:
+    edge, asia = deployment.edge, as_client(ASIA_CLIENT)
+    photo_path = "/v1/photos/0192f0c4-7a1b-7c3d-8e4f-a1b2c3d4e5f6/original"
+    answer = httpx.get(f"{edge.url}{photo_path}?x=1", headers=asia, timeout=10)
+    assert answer.status_code == 307
+    assert answer.headers["location"] == deployment.regions[AP_SOUTHEAST.name].url + photo_path + "?x=1"
+    # With a key it is proxied (the region itself answers: 401 for this made-up key).
+    keyed = httpx.get(
+        f"{edge.url}{photo_path}", headers={**asia, "authorization": "Bearer ps_nope"}, timeout=10
     )
-    edge.start()
+    assert keyed.status_code == 401
+    assert keyed.headers["x-photostore-region"] == AP_SOUTHEAST.name
+    ports = {name: process.port for name, process in deployment.regions.items()}
+    proxying = EdgeProcess(
+        deployment.folder / "proxying-edge", edge_env(ports, PHOTOSTORE_EDGE__BYTE_READS="proxy")
+    )
+    proxying.start()
     try:
-        wait_until_healthy(edge.url, [region.name for region in REGIONS])
-        photo_path = "/v1/photos/0192f0c4-7a1b-7c3d-8e4f-a1b2c3d4e5f6/original"
-        answer = httpx.get(f"{edge.url}{photo_path}", headers=as_client(ASIA_CLIENT), timeout=10)
-        assert answer.status_code == 307
-        assert answer.headers["location"] == deployment.regions[AP_SOUTHEAST.name].url + photo_path
-        # API calls are still proxied.
-        assert _served_by(edge, ASIA_CLIENT) == AP_SOUTHEAST.name
+        wait_until_healthy(proxying.url, [region.name for region in REGIONS])
+        proxied = httpx.get(f"{proxying.url}{photo_path}", headers=asia, timeout=10)
+        assert proxied.status_code == 401
+        assert proxied.headers["x-photostore-region"] == AP_SOUTHEAST.name
     finally:
-        edge.stop()
+        proxying.stop()
 
 
 def test_a_killed_region_loses_its_clients_to_the_next_nearest_and_gets_them_back(
@@ -271,11 +280,20 @@ def test_a_killed_region_loses_its_clients_to_the_next_nearest_and_gets_them_bac
 ) -> None:
     edge = deployment.edge
     europe = deployment.regions[EU_WEST.name]
+    # Clients from three continents keep asking throughout the kill and the return.
+    stop = threading.Event()
+    outcomes: list[tuple[str, int, str]] = []
+    clients = [EUROPE_CLIENT, EUROPE_CLIENT, ASIA_CLIENT, NORTH_AMERICA_CLIENT]
+    threads = [threading.Thread(target=_keep_asking, args=(edge, c, stop, outcomes)) for c in clients]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
     europe.kill()
     killed_at = time.monotonic()
     # The first request after the kill is already answered, by the next nearest region to London.
     assert _served_by(edge, EUROPE_CLIENT) == US_WEST.name
-    assert time.monotonic() - killed_at < FAILOVER_BOUND_S
+    failover_s = time.monotonic() - killed_at
+    assert failover_s < FAILOVER_BOUND_S
     for _ in range(20):  # and every one after it, with no error in between
         assert _served_by(edge, EUROPE_CLIENT) == US_WEST.name
     assert _served_by(edge, ASIA_CLIENT) == AP_SOUTHEAST.name
@@ -288,6 +306,34 @@ def test_a_killed_region_loses_its_clients_to_the_next_nearest_and_gets_them_bac
     while _served_by(edge, EUROPE_CLIENT) != EU_WEST.name:
         assert time.monotonic() - ready_at < RETURN_BOUND_S, "Europe's clients did not come back"
         time.sleep(0.05)
+    back_s = time.monotonic() - ready_at
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    failed = [outcome for outcome in outcomes if outcome[1] != 200]
+    assert not failed, f"{len(failed)} of {len(outcomes)} requests failed during failover: {failed[:5]}"
+    print(  # shown with -s: the figures behind the bounds
+        f"failover {failover_s:.3f} s, back {back_s:.3f} s after ready, "
+        f"{len(outcomes)} requests meanwhile, {len(failed)} failed"
+    )
+    served = {(client, region) for client, _, region in outcomes}
+    assert (EUROPE_CLIENT, US_WEST.name) in served  # while Europe was down
+    assert (EUROPE_CLIENT, EU_WEST.name) in served
+    assert {region for client, region in served if client == ASIA_CLIENT} == {AP_SOUTHEAST.name}
+
+
+def _keep_asking(
+    edge: EdgeProcess, client: str, stop: threading.Event, outcomes: list[tuple[str, int, str]]
+) -> None:
+    with httpx.Client(timeout=10) as http:
+        while not stop.is_set():
+            try:
+                answer = http.get(f"{edge.url}/healthz", headers=as_client(client))
+                outcomes.append((client, answer.status_code, answer.headers.get("x-photostore-region", "")))
+            except httpx.HTTPError as exc:
+                outcomes.append((client, 0, type(exc).__name__))
+            time.sleep(0.01)
 
 
 def test_with_every_region_down_the_edge_answers_503_no_healthy_region(deployment: Deployment) -> None:

@@ -1,11 +1,12 @@
 """``photostore edge``: the front door that sends each request to the nearest healthy region.
 
 API calls are proxied (the body streamed through). GETs of bytes (originals, variants, signed CDN
-paths) are proxied too, or answered with a 307 to the region when ``edge.byte_reads`` is
-``redirect``, so the bytes skip the edge. A region that refuses a connection is marked down at once
-and the request goes to the next nearest; probes bring it back. The edge's own routes live under
-``/edge/``: ``healthz``, ``readyz`` (503 ``no_healthy_region`` when every region is down),
-``regions`` (each region's HealthStatus as JSON) and ``metrics``.
+paths) are answered with a 307 to the region, so the bytes skip the edge (``edge.byte_reads``,
+``proxy`` to proxy them too); one that carries Authorization is proxied all the same, since
+clients drop credentials on a redirect to another host. A region that refuses a connection is
+marked down at once and the request goes to the next nearest; probes bring it back. The edge's
+own routes live under ``/edge/``: ``healthz``, ``readyz`` (503 ``no_healthy_region`` when every
+region is down), ``regions`` (each region's HealthStatus as JSON) and ``metrics``.
 """
 
 from __future__ import annotations
@@ -107,10 +108,8 @@ class Edge:
             if endpoint is None:
                 tried.add(route.region.name)
                 continue
-            target = f"{endpoint.url}{request.url.path}"
-            if request.url.query:
-                target = f"{target}?{request.url.query}"
-            if self.settings.edge.byte_reads == "redirect" and _is_byte_read(request):
+            target = f"{endpoint.url}{_raw_target(request)}"
+            if self.settings.edge.byte_reads == "redirect" and _redirectable(request):
                 self.metrics.requests.labels(route.region.name, "307").inc()
                 return RedirectResponse(target, 307, headers={REGION_HEADER: route.region.name})
             upstream = self.client.build_request(
@@ -160,8 +159,21 @@ async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
-def _is_byte_read(request: Request) -> bool:
-    return request.method in ("GET", "HEAD") and BYTE_READ.match(request.url.path) is not None
+def _raw_target(request: Request) -> str:
+    """Path and query as the client sent them: decoding and re-encoding could change a signed path."""
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return (raw + b"?" + query if query else raw).decode("latin-1")
+
+
+def _redirectable(request: Request) -> bool:
+    """A read of bytes that a 307 can send on: no Authorization, which clients drop on a redirect
+    to another host (signed CDN paths carry their permission in the URL)."""
+    return (
+        request.method in ("GET", "HEAD")
+        and "authorization" not in request.headers
+        and BYTE_READ.match(request.url.path) is not None
+    )
 
 
 def _edge_of(request: Request) -> Edge:
