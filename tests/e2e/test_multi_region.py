@@ -164,6 +164,20 @@ async def _photo_shards(server: Postmaster, prefix: str, photo_id: str) -> list[
     return found
 
 
+def _user_through(edge_url: str, client: str, name: str, expected_region: str) -> str:
+    """A new user made through the edge by ``client``; its API key. Says which region made it."""
+    created = httpx.post(
+        f"{edge_url}/v1/users",
+        json={"name": name},
+        headers={**as_client(client), "authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["x-photostore-region"] == expected_region
+    key: str = created.json()["api_key"]
+    return key
+
+
 def _served_by(edge: EdgeProcess, client: str, path: str = "/healthz") -> str:
     response = httpx.get(f"{edge.url}{path}", headers=as_client(client), timeout=10)
     assert response.status_code == 200, response.text
@@ -193,15 +207,7 @@ def test_clients_reach_their_nearest_region(deployment: Deployment) -> None:
 def test_an_upload_from_europe_lands_on_the_primary_and_reads_back_in_europe(deployment: Deployment) -> None:
     edge, europe = deployment.edge, as_client(EUROPE_CLIENT)
     eu_replica = deployment.replicas[EU_WEST.name]
-    created = httpx.post(
-        f"{edge.url}/v1/users",
-        json={"name": "eu-user"},
-        headers={**europe, "authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=30,
-    )
-    assert created.status_code == 201, created.text
-    assert created.headers["x-photostore-region"] == EU_WEST.name
-    key = created.json()["api_key"]
+    key = _user_through(edge.url, EUROPE_CLIENT, "eu-user", EU_WEST.name)
     wait_for_replay(deployment.primary.server, eu_replica.server)
     # The European replica stops replaying: whatever Europe reads next about this upload, it can
     # only have read from the primary (read-your-writes), never from its own replica.
@@ -300,6 +306,7 @@ def test_a_killed_region_loses_its_clients_to_the_next_nearest_and_gets_them_bac
     assert _served_by(edge, NORTH_AMERICA_CLIENT) == US_WEST.name
     regions = httpx.get(f"{edge.url}/edge/regions", timeout=5).json()["regions"]
     assert [r["healthy"] for r in regions if r["name"] == EU_WEST.name] == [False]
+    _an_upload_fails_over_from_a_region_believed_up(deployment)
 
     deployment.restart(EU_WEST.name)
     ready_at = time.monotonic()
@@ -321,6 +328,29 @@ def test_a_killed_region_loses_its_clients_to_the_next_nearest_and_gets_them_bac
     assert (EUROPE_CLIENT, US_WEST.name) in served  # while Europe was down
     assert (EUROPE_CLIENT, EU_WEST.name) in served
     assert {region for client, region in served if client == ASIA_CLIENT} == {AP_SOUTHEAST.name}
+
+
+def _an_upload_fails_over_from_a_region_believed_up(deployment: Deployment) -> None:
+    """A fresh edge that probes once a minute still believes Europe (down) is up: its first write
+    (a POST with a JSON body) is refused a connection before any byte of the body went out, so it
+    goes on to us-west-2, once (the failover count), and the upload after it goes there directly."""
+    ports = {name: process.port for name, process in deployment.regions.items()}
+    env = edge_env(ports, PHOTOSTORE_EDGE__HEALTH__PROBE_INTERVAL_S="60")
+    fresh = EdgeProcess(deployment.folder / "fresh-edge", env).start()
+    try:
+        key = _user_through(fresh.url, EUROPE_CLIENT, "traveller", US_WEST.name)
+        upload = httpx.post(
+            f"{fresh.url}/v1/photos",
+            content=jpeg(320, 240, seed=52),
+            headers={**as_client(EUROPE_CLIENT), "authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert upload.status_code == 201, upload.text
+        assert upload.headers["x-photostore-region"] == US_WEST.name
+        metrics = httpx.get(f"{fresh.url}/edge/metrics", timeout=5).text
+        assert 'photostore_edge_failovers_total{from_region="eu-west-1"} 1.0' in metrics
+    finally:
+        fresh.stop()
 
 
 def _keep_asking(

@@ -47,6 +47,7 @@ class EndpointHealth:
         self._failed_in_row = 0
         self._latency_ms: float | None = None
         self._outcomes: deque[tuple[float, bool]] = deque()
+        self._errors_in_window = 0  # kept with the deque, so the rate costs O(1) per request
 
     @property
     def healthy(self) -> bool:
@@ -62,6 +63,7 @@ class EndpointHealth:
                 self._healthy = True
                 self._reason = f"{self._ok_in_row} good probes in a row"
                 self._outcomes.clear()  # errors from before it went down must not take it down again
+                self._errors_in_window = 0
 
     def probe_failed(self, reason: str) -> None:
         with self._lock:
@@ -83,6 +85,7 @@ class EndpointHealth:
         with self._lock:
             now = self._clock()
             self._outcomes.append((now, ok))
+            self._errors_in_window += not ok
             self._forget_before(now - self._settings.error_window_s)
             if not self._healthy or len(self._outcomes) < self._settings.min_requests:
                 return
@@ -111,11 +114,12 @@ class EndpointHealth:
     def _error_rate(self) -> float:
         if not self._outcomes:
             return 0.0
-        return sum(1 for _, ok in self._outcomes if not ok) / len(self._outcomes)
+        return self._errors_in_window / len(self._outcomes)
 
     def _forget_before(self, horizon: float) -> None:
         while self._outcomes and self._outcomes[0][0] < horizon:
-            self._outcomes.popleft()
+            _, ok = self._outcomes.popleft()
+            self._errors_in_window -= not ok
 
 
 class RegionHealth:

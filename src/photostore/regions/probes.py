@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-import httpx
+import aiohttp
 
 from photostore.regions.health import EndpointHealth
 from photostore.regions.router import RegionRouter
@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 
 
 class HealthProber:
-    def __init__(self, router: RegionRouter, settings: HealthSettings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, router: RegionRouter, settings: HealthSettings, session: aiohttp.ClientSession
+    ) -> None:
         self._endpoints = [endpoint for region in router.regions for endpoint in region.health.endpoints]
         self._settings = settings
-        self._client = client
+        self._session = session
 
     async def probe_once(self) -> None:
         await asyncio.gather(*(self._probe(endpoint) for endpoint in self._endpoints))
@@ -35,17 +37,18 @@ class HealthProber:
     async def _probe(self, endpoint: EndpointHealth) -> None:
         was_healthy = endpoint.healthy
         started = time.perf_counter()
+        timeout = aiohttp.ClientTimeout(total=self._settings.probe_timeout_s)
         try:
-            response = await self._client.get(
-                f"{endpoint.url}/readyz", timeout=self._settings.probe_timeout_s
-            )
-        except httpx.HTTPError as exc:
+            async with self._session.get(f"{endpoint.url}/readyz", timeout=timeout) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             endpoint.probe_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         else:
-            if response.status_code == 200:
+            if status == 200:
                 endpoint.probe_ok(time.perf_counter() - started)
             else:
-                endpoint.probe_failed(f"/readyz answered {response.status_code}")
+                endpoint.probe_failed(f"/readyz answered {status}")
         if endpoint.healthy != was_healthy:
             state = "up" if endpoint.healthy else "down"
             log.warning("region endpoint %s is %s: %s", endpoint.url, state, endpoint.status().reason)
