@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ from tests.support.regions import (
     regions_json,
     wait_until_healthy,
 )
-from tests.support.server import ADMIN_TOKEN, ServerProcess, free_port, wait_ready_photo
+from tests.support.server import ADMIN_TOKEN, PHOTOSTORE, ServerProcess, free_port, wait_ready_photo
 
 __all__ = ["pg_primary", "pg_replicas"]  # fixtures, used by name
 
@@ -202,6 +203,16 @@ def test_clients_reach_their_nearest_region(deployment: Deployment) -> None:
     assert where["you"]["region"] == EU_WEST.name
     assert where["you"]["located"] is True
     assert where["you"]["client_address"] == EUROPE_CLIENT
+    status = subprocess.run(
+        [PHOTOSTORE, "regions", "status", "--edge", deployment.edge.url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert {r["name"]: r["healthy"] for r in json.loads(status.stdout)["regions"]} == {
+        region.name: True for region in REGIONS
+    }
 
 
 def test_an_upload_from_europe_lands_on_the_primary_and_reads_back_in_europe(deployment: Deployment) -> None:
