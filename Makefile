@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-long install lint typecheck bench bench-deps clean
+.PHONY: run test test-tools test-long install lint typecheck bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,8 +18,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/photostore serve
 
+## The Debian tools tests/deploy runs (kubectl for `kubectl kustomize`, promtool); needs root.
+## The prometheus package may start a server: the tests need only promtool, so none is left running.
+test-tools:
+	command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kubernetes-client; }
+	command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus && { pkill -x prometheus || true; }; }
+
 ## Install everything the tests need, then lint, type-check and run the whole suite.
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +15,7 @@ from rich.table import Table
 
 from photostore.cli_support import ConfigOption, console, err, run_command, settings_or_exit
 from photostore.errors import ConfigError
+from photostore.logs import configure_logging
 from photostore.placement.simulate import (
     DEFAULT_MAX_PHOTOS,
     DEFAULT_MEAN_PHOTO_BYTES,
@@ -26,7 +25,7 @@ from photostore.placement.simulate import (
     MAX_SAMPLE,
     PlacementSimulation,
 )
-from photostore.settings import CONFIG_ENV, Settings, masked_dump
+from photostore.settings import CONFIG_ENV, masked_dump
 
 T = TypeVar("T")
 
@@ -74,19 +73,17 @@ def serve(
     port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
     workers: Annotated[int | None, typer.Option(help="HTTP worker processes")] = None,
 ) -> None:
-    """Run the service: by default the API on http://127.0.0.1:8000 with the relay and workers."""
+    """Run the service: by default the API on http://127.0.0.1:8000 with the relay and workers.
+
+    A worker or relay serves only /healthz, /readyz and /metrics on its port.
+    """
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     if role is not None:
         os.environ["PHOTOSTORE_SERVER__ROLE"] = role
     settings = settings_or_exit(None)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings, "api" if settings.server.role == "all" else settings.server.role)
     chosen = settings.server.role
-    if chosen in ("worker", "relay"):
-        run_command(lambda: _serve_background(settings, chosen))
-        return
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -104,25 +101,6 @@ def serve(
         factory=True,
         log_level=settings.log_level,  # type: ignore[arg-type]
     ).serve()
-
-
-async def _serve_background(settings: Settings, role: Literal["worker", "relay"]) -> None:
-    from photostore.pipeline.services import BackgroundServices
-    from photostore.runtime import open_runtime
-
-    runtime = await open_runtime(settings)
-    services = BackgroundServices(runtime, role)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    services.start()
-    err.print(f"photostore {role} running (data in {settings.data_dir.resolve()}); Ctrl-C stops it")
-    try:
-        await stop.wait()
-    finally:
-        await services.stop()
-        await runtime.close()
 
 
 @users_app.command("create")
@@ -474,10 +452,11 @@ def _bytes(amount: float) -> str:
     return f"{amount:.0f} B"
 
 
-from photostore import cli_rebalance, cli_regions  # noqa: E402 - they register their commands here
+from photostore import cli_ops, cli_rebalance, cli_regions  # noqa: E402 - they register their commands here
 
 cli_rebalance.register(app, shards_app, buckets_app)
 cli_regions.register(app)
+cli_ops.register(app)
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from photostore.cli_support import ConfigOption, console, err, settings_or_exit
 from photostore.errors import NoHealthyRegion
+from photostore.logs import configure_logging
 from photostore.settings import CONFIG_ENV, Settings
 
 regions_app = typer.Typer(help="Regions: where clients go, and what the edge sees.", no_args_is_help=True)
@@ -40,9 +40,7 @@ def edge(
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     settings = _settings_with_regions(None)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings, "edge")
     from granian import Granian
     from granian.constants import Interfaces
 

@@ -47,6 +47,9 @@ class ServerSettings(Section):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="HTTP worker processes")
     role: Literal["all", "api", "worker", "relay"] = "all"
+    metrics_refresh_s: float = Field(
+        default=5.0, gt=0, description="how often lag, queue depth, shard health and resource gauges refresh"
+    )
 
 
 class PoolSettings(Section):
@@ -423,6 +426,83 @@ class CdnSettings(Section):
         return bool(self.providers)
 
 
+class ScalingRuleSettings(Section):
+    """The spec's ScalingRule: when ``metric`` crosses ``threshold``, add or remove ``count``."""
+
+    service: str = Field(description="what to scale: worker, api, upload, relay, edge")
+    metric: str = Field(description="a metric the source knows (see photostore.ops.metric_sources)")
+    threshold: float
+    action: Literal["scale_up", "scale_down"]
+    count: int = Field(default=1, ge=1)
+    cooldown_s: float = Field(default=60.0, ge=0, description="this rule acts at most once per cooldown")
+
+
+class ReplicaLimits(Section):
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaLimits:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        return self
+
+
+class ConsumerScalingSettings(Section):
+    """The spec's ScaleConsumers: lag above ``scale_up_lag`` adds, below ``scale_down_lag`` removes."""
+
+    enabled: bool = True
+    service: str = "worker"
+    scale_up_lag: float = 10_000
+    add: int = Field(default=5, ge=1)
+    max_consumers: int = Field(default=50, ge=1)
+    scale_down_lag: float = 1_000
+    remove: int = Field(default=2, ge=1)
+    min_consumers: int = Field(default=5, ge=0)
+    cooldown_s: float = Field(default=60.0, ge=0)
+
+
+def _default_queries() -> dict[str, str]:
+    # PromQL per metric name; {service} is replaced by the rule's service.
+    return {
+        "consumer_lag": "sum(max by (group, topic, partition) (photostore_consumer_lag))",
+        "concurrent_uploads": 'sum(photostore_concurrent_uploads{service="{service}"})',
+        "cpu": 'avg(photostore_resource_utilization{service="{service}", resource="cpu"})',
+        "memory": 'avg(photostore_resource_utilization{service="{service}", resource="memory"})',
+        "request_rate": 'sum(rate(photostore_requests_total{service="{service}"}[1m]))',
+        "error_rate": 'sum(rate(photostore_requests_total{service="{service}", status=~"5.."}[5m]))'
+        ' / sum(rate(photostore_requests_total{service="{service}"}[5m]))',
+        "active_users": "sum(photostore_active_users)",
+    }
+
+
+class KubernetesScalingSettings(Section):
+    namespace: str = "photostore"
+    deployments: dict[str, str] = Field(
+        default_factory=lambda: {s: f"photostore-{s}" for s in ("api", "upload", "worker", "relay", "edge")},
+        description="service -> Deployment name",
+    )
+    in_cluster: bool = Field(default=True, description="false: use ~/.kube/config")
+
+
+class AutoscaleSettings(Section):
+    interval_s: float = Field(default=15.0, gt=0, description="how often the rules are evaluated")
+    source: Literal["service", "prometheus"] = "service"
+    service_urls: tuple[str, ...] = Field(
+        default=("http://127.0.0.1:8000",), description="source service: processes whose /metrics are read"
+    )
+    prometheus_url: str = "http://127.0.0.1:9090"
+    queries: dict[str, str] = Field(default_factory=_default_queries)
+    actuator: Literal["local", "kubernetes"] = "local"
+    kubernetes: KubernetesScalingSettings = KubernetesScalingSettings()
+    limits: dict[str, ReplicaLimits] = Field(
+        default_factory=dict,
+        description="service -> replica bounds; they win over the consumer rule's min/max_consumers",
+    )
+    rules: tuple[ScalingRuleSettings, ...] = ()
+    consumers: ConsumerScalingSettings = ConsumerScalingSettings()
+
+
 class VariantSpec(Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     max_px: int = Field(ge=16, le=8192, description="longest side in pixels")
@@ -467,6 +547,9 @@ class Settings(BaseSettings):
         default=None, description="bearer token for POST /v1/users; unset disables user creation over HTTP"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one object per line, with service, region and request_id"
+    )
     server: ServerSettings = ServerSettings()
     placement: PlacementSettings = PlacementSettings()
     metadata: MetadataSettings = MetadataSettings()
@@ -480,6 +563,7 @@ class Settings(BaseSettings):
     geo: GeoSettings = GeoSettings()
     edge: EdgeSettings = EdgeSettings()
     cdn: CdnSettings = CdnSettings()
+    autoscale: AutoscaleSettings = AutoscaleSettings()
 
     @model_validator(mode="after")
     def _read_endpoints_exist(self) -> Settings:

@@ -25,22 +25,22 @@ from photostore.api.hot_path import HotPath
 from photostore.api.metrics import LOCAL_REGION, ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
 from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
+from photostore.api.scaling_metrics import export_gauges
 from photostore.blobs.regional import RegionalReads
 from photostore.errors import PhotostoreError
+from photostore.logs import configure_logging
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.pipeline.auth import Authenticator
-from photostore.pipeline.messages import PIPELINE_GROUPS
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices, Role
 from photostore.pipeline.upload import UploadService
-from photostore.runtime import Runtime, open_runtime
+from photostore.runtime import open_runtime
 from photostore.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 BLOCKING_THREADS = 64
-LAG_EXPORT_INTERVAL_S = 5.0
 
 
 async def healthz(request: Request) -> Response:
@@ -99,11 +99,17 @@ async def on_unexpected_error(request: Request, exc: Exception) -> Response:
     return problem(500, "internal_error", "Internal error", "the server failed; the error was logged")
 
 
-def routes() -> list[Route]:
-    return [
+def routes(role: Role = "all") -> list[Route]:
+    """Every role answers health, readiness and metrics; only api and all serve the API itself."""
+    ops = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+    ]
+    if role not in ("all", "api"):
+        return ops
+    return [
+        *ops,
         Route("/openapi.json", openapi_json),
         Route("/docs", docs),
         Route("/v1/users", photos.post_user, methods=["POST"]),
@@ -201,23 +207,13 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         yield "counter", "photostore_events_failed", "events given up on", labels, float(loop.stats.failed)
 
 
-async def export_lag(runtime: Runtime, metrics: ApiMetrics) -> None:
-    """Refresh the consumer-lag gauge of every group and partition, every few seconds."""
-    while True:
-        try:
-            for group, topic in PIPELINE_GROUPS:
-                for partition, lag in (await runtime.events.lag(group, topic)).items():
-                    metrics.consumer_lag.labels(group, topic, str(partition)).set(lag)
-        except PhotostoreError as exc:
-            log.warning("could not read consumer lag: %s", exc.detail)
-        await asyncio.sleep(LAG_EXPORT_INTERVAL_S)
-
-
 def create_app(settings: Settings | None = None, role: Role | None = None) -> HotPath:
     """Build the app; the stores open in its lifespan, so the factory itself does no I/O."""
     chosen = settings or load_settings()
     chosen_role: Role = role or chosen.server.role
-    metrics = ApiMetrics(region=chosen.regions.local or LOCAL_REGION)
+    service = "api" if chosen_role == "all" else chosen_role
+    configure_logging(chosen, service)
+    metrics = ApiMetrics(service=service, region=chosen.regions.local or LOCAL_REGION)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -248,9 +244,18 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             for field, value in pool.model_dump().items():
                 metrics.pool_setting.labels(str(shard_id), field).set(value)
         app.state.ctx = ctx
-        hot_path.ctx = ctx
+        if chosen_role in ("all", "api"):
+            hot_path.ctx = ctx  # the cached-thumbnail shortcut is part of the API
         background.start()
-        lag_export = asyncio.create_task(export_lag(runtime, metrics))
+        lag_export = asyncio.create_task(
+            export_gauges(
+                runtime,
+                metrics.consumer_lag,
+                metrics.scaling,
+                metrics.active_users,
+                chosen.server.metrics_refresh_s,
+            )
+        )
         try:
             yield
         finally:
@@ -263,7 +268,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
                 ctx.cdn.close()
 
     app = Starlette(
-        routes=routes(),
+        routes=routes(chosen_role),
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers={
             PhotostoreError: on_photostore_error,

@@ -77,6 +77,7 @@ class HotPath:
         principal = ctx.auth.verified(authorization.decode("latin-1"))
         if principal is None or not principal.can(KeyScope.READ):
             return None
+        ctx.metrics.active_users.seen(principal.user_id)
         found = ctx.reader.cached_derivative(parts[3], parts[5], principal.user_id.hex)
         if found is None:
             return None

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from photostore.api.scaling_metrics import ActiveUsers, ScalingGauges
+from photostore.logs import request_id as log_request_id
 
 ROUTE_KEY = "photostore.route"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+access_log = logging.getLogger("photostore.access")
 LOCAL_REGION = "local"  # the region label of a process outside any configured region
 
 
@@ -67,6 +72,10 @@ class ApiMetrics:
             ["shard", "setting"],
             registry=self.registry,
         )
+
+        self.scaling = ScalingGauges(self.registry, service, region)
+        self.active_users = ActiveUsers()
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, resident memory, fds
 
     def error(self, code: str) -> None:
         self.errors.labels(self.service, self.region, code).inc()
@@ -122,9 +131,14 @@ class MetricsMiddleware:
                 ]
             await send(message)
 
+        token = log_request_id.set(request_id.decode("latin-1"))
         try:
             await self._app(scope, receive, send_with_id)
         finally:
+            if access_log.isEnabledFor(logging.DEBUG):  # one line per request, at debug level only
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                access_log.debug("%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed_ms)
+            log_request_id.reset(token)
             counter, latency = self._children(scope.get(ROUTE_KEY, "unmatched"), scope["method"], status)
             counter.inc()
             latency.observe(time.perf_counter() - started)

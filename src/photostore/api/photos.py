@@ -38,6 +38,7 @@ async def _principal(request: Request, route: str, scope: Scope) -> tuple[ApiCon
     ctx = context_of(request)
     principal = await ctx.auth.authenticate(request.headers.get("authorization"))
     principal.require(scope)
+    ctx.metrics.active_users.seen(principal.user_id)
     return ctx, principal
 
 

@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from photostore.api.problems import from_error, problem
 from photostore.errors import NoHealthyRegion, PhotostoreError, RegionUnreachable
+from photostore.logs import configure_logging
 from photostore.regions.forwarding import (
     SAFE_METHODS,
     OnceBody,
@@ -302,6 +303,7 @@ async def metrics(request: Request) -> Response:
 
 def create_edge_app(settings: Settings | None = None) -> EdgeFront:
     chosen = settings or load_settings()
+    configure_logging(chosen, "edge")
     if not chosen.regions.regions:
         from photostore.errors import ConfigError
 

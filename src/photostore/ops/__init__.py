@@ -1,0 +1,1 @@
+"""Operations: the autoscaler, its rules, metric sources and actuators."""
