@@ -1,0 +1,43 @@
+"""``photostore capacity plan``, run as the real executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PHOTOSTORE = str(Path(sys.executable).with_name("photostore"))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PHOTOSTORE_")}
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [PHOTOSTORE, "capacity", "plan", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_plan_reproduces_the_specs_growth_and_says_when_targets_are_reached() -> None:
+    result = _run("--months", "12", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [row["month"] for row in plan["months"]] == list(range(13))
+    assert plan["months"][12]["users"] == pytest.approx(12e6)
+    assert plan["months"][12]["storage_bytes"] == pytest.approx(1.5e15)
+    assert plan["years_to_targets"]["users"] == pytest.approx(25.26, abs=0.01)
+    assert plan["years_to_targets"]["storage"] == pytest.approx(11.36, abs=0.01)
+    table = _run("--months", "24", "--every", "12")
+    assert table.returncode == 0
+    assert "12,000,000" in table.stdout
+    assert "1.50 PB" in table.stdout
+    assert "in 25.3 years" in table.stdout
+
+
+def test_a_bad_history_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = _run("--history", str(tmp_path / "none.csv"))
+    assert missing.returncode == 2
+    assert "cannot read history" in missing.stderr
