@@ -1,8 +1,10 @@
-"""``photostore capacity plan``: the spec's growth, month by month, and when its targets are reached."""
+"""``photostore capacity plan``: the spec's growth month by month, the fleet and bill it needs, and
+when its targets (1B users, 100 PB, 1M QPS) are reached."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +14,21 @@ from rich.table import Table
 
 from photostore.cli_support import console, err
 from photostore.errors import BadRequest
+from photostore.ops.fleet import (
+    DEFAULT_PRICING,
+    DEFAULT_THROUGHPUT,
+    FleetAssumptions,
+    MonthFleet,
+    Pricing,
+    Throughput,
+    load_pricing,
+    load_throughput,
+    plan_fleet,
+)
 from photostore.ops.growth import (
     PB,
     GrowthRates,
+    MonthProjection,
     StartingPoint,
     fitted_rates,
     project,
@@ -23,7 +37,8 @@ from photostore.ops.growth import (
 )
 
 capacity_app = typer.Typer(
-    help="Capacity planning: growth of users, photos, storage and requests.", no_args_is_help=True
+    help="Capacity planning: growth of users, photos, storage and requests; fleet and cost.",
+    no_args_is_help=True,
 )
 
 TARGET_STORAGE_BYTES = 100 * PB
@@ -38,55 +53,54 @@ def plan(
     ] = None,
     target_users: Annotated[float, typer.Option(help="the users target (the spec's 1e9)")] = 1e9,
     every: Annotated[int, typer.Option(min=1, help="show every Nth month in the table")] = 1,
+    throughput: Annotated[
+        Path, typer.Option(help="per-core throughput measured by bench/ (JSON)")
+    ] = DEFAULT_THROUGHPUT,
+    pricing: Annotated[
+        Path, typer.Option(help="prices (JSON): server-hour, GB-month per tier, egress, CDN")
+    ] = DEFAULT_PRICING,
+    chart: Annotated[Path | None, typer.Option(help="write a PNG of growth, fleet and cost")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Users, photos, storage and peak requests per month from the spec's rates (users +20 %/year,
-    storage +50 %/year, 10M uploads/day, starting at 10M users and 1 PB), or from rates fitted to
-    --history; and the years until 1B users, 100 PB and 1M QPS."""
+    """Users, photos, storage, peak requests, servers per role and monthly cost per month, from the
+    spec's rates (users +20 %/year, storage +50 %/year, 10M uploads/day, from 10M users and 1 PB) or
+    from rates fitted to --history; and when 1B users, 100 PB and 1M QPS are reached, with what fleet."""
     start, rates = StartingPoint(), GrowthRates()
-    if history is not None:
-        try:
+    try:
+        if history is not None:
             found = read_history(history, start)
-        except BadRequest as exc:
-            err.print(f"[red]error:[/] {exc.detail}")
-            raise typer.Exit(2) from None
-        start, rates = found.last, fitted_rates(found, rates)
+            start, rates = found.last, fitted_rates(found, rates)
+        figures, prices = load_throughput(throughput), load_pricing(pricing)
+    except BadRequest as exc:
+        err.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(2) from None
+    assume = FleetAssumptions()
     rows = project(start, rates, months)
+    fleets = [plan_fleet(row, figures, prices, assume) for row in rows]
     targets = {
         "users": years_to(target_users, start.users, rates.users),
         "storage": years_to(TARGET_STORAGE_BYTES, start.storage_bytes, rates.storage),
         "requests": years_to(TARGET_QPS, start.peak_qps, rates.requests),
     }
+    at_targets = _fleet_at_targets(start, rates, targets, figures, prices, assume)
+    if chart is not None:
+        from photostore.ops.capacity_chart import draw_plan
+
+        draw_plan(rows, fleets, chart)
+        err.print(f"chart written to {chart}")
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "start": asdict(start),
-                    "rates": asdict(rates),
-                    "months": [asdict(row) for row in rows],
-                    "years_to_targets": targets,
-                    "targets": {
-                        "users": target_users,
-                        "storage_bytes": TARGET_STORAGE_BYTES,
-                        "peak_qps": TARGET_QPS,
-                    },
-                }
-            )
-        )
+        report = {
+            "start": asdict(start),
+            "rates": asdict(rates),
+            "throughput": asdict(figures),
+            "months": [_month_json(row, fleet) for row, fleet in zip(rows, fleets, strict=True)],
+            "years_to_targets": targets,
+            "at_targets": at_targets,
+            "targets": {"users": target_users, "storage_bytes": TARGET_STORAGE_BYTES, "peak_qps": TARGET_QPS},
+        }
+        print(json.dumps(report))
         return
-    table = Table("month", "users", "photos", "storage", "uploads/day", "peak QPS", title="capacity plan")
-    for row in rows:
-        if row.month % every and row.month != months:
-            continue
-        table.add_row(
-            str(row.month),
-            f"{row.users:,.0f}",
-            f"{row.photos:,.0f}",
-            f"{row.storage_bytes / PB:,.2f} PB",
-            f"{row.uploads_per_day:,.0f}",
-            f"{row.peak_qps:,.0f}",
-        )
-    console.print(table)
+    _print_table(rows, fleets, every, months)
     rates_text = ", ".join(f"{name} {value:+.1%}/year" for name, value in asdict(rates).items())
     console.print(f"rates: {rates_text}")
     for name, label in (
@@ -94,8 +108,76 @@ def plan(
         ("storage", "100 PB"),
         ("requests", "1M QPS"),
     ):
-        years = targets[name]
-        console.print(f"{label}: " + ("never at this rate" if years is None else f"in {years:.1f} years"))
+        years, fleet = targets[name], at_targets[name]
+        if years is None or fleet is None:
+            console.print(f"{label}: never at this rate")
+            continue
+        console.print(
+            f"{label}: in {years:.1f} years, with {fleet['servers']:,.0f} servers "
+            f"and ${fleet['monthly_cost']:,.0f} a month"
+        )
+
+
+def _month_json(row: MonthProjection, fleet: MonthFleet) -> dict[str, object]:
+    return {
+        **asdict(row),
+        "servers": fleet.servers,
+        "raw_storage_bytes": fleet.raw_storage_bytes,
+        "monthly_cost": fleet.monthly_cost,
+    }
+
+
+def _print_table(rows: list[MonthProjection], fleets: list[MonthFleet], every: int, months: int) -> None:
+    table = Table(
+        "month",
+        "users",
+        "photos",
+        "storage",
+        "uploads/day",
+        "peak QPS",
+        "servers (upload/worker/api)",
+        "cost/month",
+        title="capacity plan",
+    )
+    for row, fleet in zip(rows, fleets, strict=True):
+        if row.month % every and row.month != months:
+            continue
+        roles = fleet.servers
+        table.add_row(
+            str(row.month),
+            f"{row.users:,.0f}",
+            f"{row.photos:,.0f}",
+            f"{row.storage_bytes / PB:,.2f} PB",
+            f"{row.uploads_per_day:,.0f}",
+            f"{row.peak_qps:,.0f}",
+            f"{fleet.total_servers:,} ({roles['upload']}/{roles['worker']}/{roles['api']})",
+            f"${fleet.monthly_cost['total']:,.0f}",
+        )
+    console.print(table)
+
+
+def _fleet_at_targets(
+    start: StartingPoint,
+    rates: GrowthRates,
+    targets: dict[str, float | None],
+    figures: Throughput,
+    prices: Pricing,
+    assume: FleetAssumptions,
+) -> dict[str, dict[str, float] | None]:
+    """The fleet and monthly cost in the month each target is reached."""
+    found: dict[str, dict[str, float] | None] = {}
+    for name, years in targets.items():
+        if years is None:
+            found[name] = None
+            continue
+        month = math.ceil(years * 12)
+        fleet = plan_fleet(project(start, rates, month)[-1], figures, prices, assume)
+        found[name] = {
+            "month": month,
+            "servers": fleet.total_servers,
+            "monthly_cost": fleet.monthly_cost["total"],
+        }
+    return found
 
 
 def register(app: typer.Typer) -> None:

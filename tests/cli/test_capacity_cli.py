@@ -41,3 +41,19 @@ def test_a_bad_history_file_is_a_clear_error(tmp_path: Path) -> None:
     missing = _run("--history", str(tmp_path / "none.csv"))
     assert missing.returncode == 2
     assert "cannot read history" in missing.stderr
+
+
+def test_the_chart_renders_as_a_png(tmp_path: Path) -> None:
+    from PIL import Image
+
+    chart = tmp_path / "plan.png"
+    result = _run("--months", "36", "--chart", str(chart))
+    assert result.returncode == 0, result.stderr
+    with Image.open(chart) as image:
+        assert image.format == "PNG"
+        assert image.size[0] > 800
+        assert image.size[1] > 500
+    plan = json.loads(_run("--months", "1", "--json").stdout)
+    assert plan["months"][0]["servers"]["upload"] >= 1
+    assert plan["at_targets"]["users"]["month"] == 304  # ceil(25.26 years x 12)
+    assert plan["at_targets"]["users"]["servers"] > plan["months"][0]["servers"]["upload"]
