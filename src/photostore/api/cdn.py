@@ -115,9 +115,7 @@ async def _serve(
     stored = view.json["variants"][name]["format"]
     target = choose_format(request.headers.get("accept"), stored)
     if target == stored:
-        response = await serve_blob(request, ctx.reader, ref, cache_control=cache_control, cacheable=True)
-        response.headers["vary"] = "Accept"
-        return response
+        return await _stored_variant(request, ctx, ref, cache_control)
     etag = f'"{ref.sha256}-{target.lower()}"'
     headers = {"etag": etag, "cache-control": cache_control, "vary": "Accept"}
     if_none_match = request.headers.get("if-none-match")
@@ -127,10 +125,15 @@ async def _serve(
         data = await _transcoded(ctx, ctx.reader, ref, target)
     except ValueError:  # a stored variant Pillow cannot convert: the stored bytes still serve
         log.warning("could not convert variant %s of %s to %s", name, view.json["id"], target, exc_info=True)
-        response = await serve_blob(request, ctx.reader, ref, cache_control=cache_control, cacheable=True)
-        response.headers["vary"] = "Accept"
-        return response
+        return await _stored_variant(request, ctx, ref, cache_control)
     return Response(data, media_type=MEDIA_TYPES[target], headers=headers)
+
+
+async def _stored_variant(request: Request, ctx: ApiContext, ref: BlobRef, cache_control: str) -> Response:
+    """The variant's bytes as stored (ETag, 304, Range), marked as chosen by ``Accept``."""
+    response = await serve_blob(request, ctx.reader, ref, cache_control=cache_control, cacheable=True)
+    response.headers["vary"] = "Accept"
+    return response
 
 
 async def _transcoded(ctx: ApiContext, reader: PhotoReader, ref: BlobRef, target: str) -> bytes:

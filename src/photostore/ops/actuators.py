@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from photostore.cluster.engines import free_port
 from photostore.errors import BackendUnavailable, ConfigError
 from photostore.settings import KubernetesScalingSettings
 
@@ -33,13 +33,6 @@ class Actuator(Protocol):
     async def scale(self, service: str, target: int) -> None: ...
 
     async def close(self) -> None: ...
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -82,7 +75,7 @@ class LocalProcessPool:
 
     def _start(self, service: str, role: str) -> PoolProcess:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = free_port()
         with (self._log_dir / f"{service}-{port}.log").open("ab") as log:
             process = subprocess.Popen(
                 [*self._command, "serve", "--role", role, "--port", str(port)],

@@ -36,10 +36,24 @@ class MetricSource(Protocol):
 
 
 @dataclass
-class _Sample:
+class Sample:
     name: str
     labels: dict[str, str]
     value: float
+
+
+async def scrape(client: httpx.AsyncClient, url: str) -> list[Sample] | None:
+    """Every sample of one process's ``/metrics``; None when it does not answer."""
+    try:
+        response = await client.get(f"{url.rstrip('/')}/metrics", timeout=TIMEOUT_S)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return [
+        Sample(sample.name, dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    ]
 
 
 @dataclass
@@ -49,21 +63,9 @@ class ServiceSource:
     # (service, metric) -> (time, requests, 5xx requests) at the last reading, for rates
     _previous: dict[tuple[str, str], tuple[float, float, float]] = field(default_factory=dict)
 
-    async def _scrape(self) -> list[list[_Sample]]:
-        scraped = []
-        for url in self.urls():
-            try:
-                response = await self.client.get(f"{url.rstrip('/')}/metrics", timeout=TIMEOUT_S)
-                response.raise_for_status()
-            except httpx.HTTPError:
-                continue
-            samples = [
-                _Sample(sample.name, dict(sample.labels), sample.value)
-                for family in text_string_to_metric_families(response.text)
-                for sample in family.samples
-            ]
-            scraped.append(samples)
-        return scraped
+    async def _scrape(self) -> list[list[Sample]]:
+        scraped = [await scrape(self.client, url) for url in self.urls()]
+        return [samples for samples in scraped if samples is not None]  # a silent process is left out
 
     async def read(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float | None]:
         wanted = list(wanted)
@@ -72,8 +74,8 @@ class ServiceSource:
             return dict.fromkeys(wanted)
         return {key: self._value(processes, *key) for key in wanted}
 
-    def _value(self, processes: list[list[_Sample]], service: str, metric: str) -> float | None:
-        def of(name: str, **match: str) -> list[_Sample]:
+    def _value(self, processes: list[list[Sample]], service: str, metric: str) -> float | None:
+        def of(name: str, **match: str) -> list[Sample]:
             return [
                 s
                 for samples in processes
@@ -99,7 +101,7 @@ class ServiceSource:
             return self._rate(service, metric, of("photostore_requests_total", service=service))
         return None
 
-    def _rate(self, service: str, metric: str, requests: list[_Sample]) -> float | None:
+    def _rate(self, service: str, metric: str, requests: list[Sample]) -> float | None:
         """Per second (request_rate) or the 5xx share (error_rate) since this metric's last reading."""
         now = time.monotonic()
         total = sum(s.value for s in requests)
@@ -114,7 +116,7 @@ class ServiceSource:
         return errors / done if done > 0 else 0.0
 
 
-def _sum_or_none(samples: list[_Sample]) -> float | None:
+def _sum_or_none(samples: list[Sample]) -> float | None:
     return sum(s.value for s in samples) if samples else None
 
 

@@ -59,23 +59,20 @@ def consumer_rules(settings: AutoscaleSettings) -> tuple[list[ScalingRuleSetting
     consumers = settings.consumers
     if not consumers.enabled:
         return [], {}
+    steps = (
+        ("scale_up", consumers.scale_up_lag, consumers.add),
+        ("scale_down", consumers.scale_down_lag, consumers.remove),
+    )
     rules = [
         ScalingRuleSettings(
             service=consumers.service,
             metric=CONSUMER_LAG,
-            threshold=consumers.scale_up_lag,
-            action="scale_up",
-            count=consumers.add,
+            threshold=threshold,
+            action=action,
+            count=count,
             cooldown_s=consumers.cooldown_s,
-        ),
-        ScalingRuleSettings(
-            service=consumers.service,
-            metric=CONSUMER_LAG,
-            threshold=consumers.scale_down_lag,
-            action="scale_down",
-            count=consumers.remove,
-            cooldown_s=consumers.cooldown_s,
-        ),
+        )
+        for action, threshold, count in steps
     ]
     limits = ReplicaLimits(min_replicas=consumers.min_consumers, max_replicas=consumers.max_consumers)
     return rules, {consumers.service: limits}

@@ -13,7 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+
+from photostore.ops.metric_sources import scrape
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -31,18 +32,15 @@ async def read_processes(client: httpx.AsyncClient, urls: list[str]) -> Reading:
     samples: dict[tuple[str, Labels], float] = defaultdict(float)
     processes: dict[str, str] = {}
     for url in urls:
-        try:
-            response = await client.get(f"{url.rstrip('/')}/metrics", timeout=5)
-            response.raise_for_status()
-        except httpx.HTTPError:
+        scraped = await scrape(client, url)
+        if scraped is None:
             processes[url] = "down"
             continue
         service = "?"
-        for family in text_string_to_metric_families(response.text):
-            for sample in family.samples:
-                labels = tuple(sorted(sample.labels.items()))
-                samples[(sample.name, labels)] += sample.value  # the same series of several processes adds up
-                service = sample.labels.get("service", service)
+        for sample in scraped:
+            labels = tuple(sorted(sample.labels.items()))
+            samples[(sample.name, labels)] += sample.value  # the same series of several processes adds up
+            service = sample.labels.get("service", service)
         processes[url] = service
     return Reading(time.monotonic(), dict(samples), processes)
 
