@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 import uuid
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -29,29 +30,40 @@ MAX_TRACKED_USERS = 1_000_000  # bounds memory (~100 MB) whatever the traffic
 
 
 class ActiveUsers:
-    """Distinct users seen in the last ``window_s``: last-seen times in order, expired from the front."""
+    """Distinct users seen in about the last ``window_s``, counted cheaply on the hot path.
+
+    A request adds its user to the current minute's set (a set insert); counting, every few
+    seconds, unions the sets of the minutes still inside the window. The window is therefore
+    ``window_s`` rounded up to whole buckets.
+    """
+
+    BUCKET_S = 60.0
 
     def __init__(
         self, window_s: float = ACTIVE_WINDOW_S, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._window_s = window_s
         self._clock = clock
-        self._seen: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self._buckets: deque[set[uuid.UUID]] = deque(
+            [set()], maxlen=max(1, math.ceil(window_s / self.BUCKET_S))
+        )
+        self._bucket_end = clock() + self.BUCKET_S
 
     def seen(self, user_id: uuid.UUID) -> None:
-        self._seen[user_id] = self._clock()
-        self._seen.move_to_end(user_id)
-        if len(self._seen) > MAX_TRACKED_USERS:
-            self._seen.popitem(last=False)
+        if self._clock() >= self._bucket_end:
+            self._rotate()
+        current = self._buckets[-1]
+        if len(current) < MAX_TRACKED_USERS:
+            current.add(user_id)
+
+    def _rotate(self) -> None:
+        now = self._clock()
+        while now >= self._bucket_end:  # idle minutes leave empty buckets behind
+            self._buckets.append(set())
+            self._bucket_end += self.BUCKET_S
 
     def count(self) -> int:
-        horizon = self._clock() - self._window_s
-        while self._seen:
-            user_id, last = next(iter(self._seen.items()))
-            if last >= horizon:
-                break
-            del self._seen[user_id]
-        return len(self._seen)
+        self._rotate()
+        return len(set().union(*self._buckets))
 
 
 class ResourceSampler:
