@@ -31,9 +31,10 @@ test: $(STAMP) test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-## The long fault runs: many SIGKILLs of a rebalance instead of the suite's few.
+## The long fault runs: many SIGKILLs of a rebalance and of the tiering job instead of the suite's few.
 test-long: $(STAMP)
 	PHOTOSTORE_TEST_REBALANCE_KILLS=40 $(BIN)/python -m pytest tests/faults/test_rebalance_kill.py -p no:randomly --timeout=3600
+	PHOTOSTORE_TIER_KILLS=50 $(BIN)/python -m pytest tests/engines/test_tiering_sigkill.py -p no:randomly --timeout=3600
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -15,6 +15,7 @@ BENCHMARKS = (
     "bench.replica_reads",
     "bench.rebalance",
     "bench.regions",
+    "bench.access",
 )
 
 

@@ -452,12 +452,14 @@ def _bytes(amount: float) -> str:
     return f"{amount:.0f} B"
 
 
-from photostore import cli_capacity, cli_ops, cli_rebalance, cli_regions  # noqa: E402 - they register their commands
+from photostore import cli_capacity, cli_cost, cli_ops, cli_rebalance, cli_regions, cli_tier  # noqa: E402 - they register their commands
 
 cli_rebalance.register(app, shards_app, buckets_app)
 cli_regions.register(app)
 cli_ops.register(app)
 cli_capacity.register(app)
+cli_cost.register(app)
+cli_tier.register(app)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from photostore.cli_support import ConfigOption, console, err, run_command, settings_or_exit
+from photostore.cli_support import ConfigOption, console, err, human_bytes, run_command, settings_or_exit
 from photostore.placement.bucket_map import BucketMap
 from photostore.placement.shard_map import ShardMap
 
@@ -43,14 +43,6 @@ def register(app: typer.Typer, shards_app: typer.Typer, buckets_app: typer.Typer
     buckets_app.command("remove")(buckets_remove)
     app.add_typer(rebalance_app, name="rebalance")
     app.command("verify")(verify)
-
-
-def _human(amount: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{amount:.1f} TiB"  # pragma: no cover - the loop returns
 
 
 async def _preview(runtime: Runtime, current: ShardMap, target: ShardMap) -> Preview:
@@ -86,7 +78,7 @@ def _print_preview(title: str, found: Preview, as_json: bool) -> None:
         table.add_column(column, justify="right")
     for move in found.moves:
         table.add_row(
-            str(move.source), str(move.target), str(move.users), str(move.photos), _human(move.bytes)
+            str(move.source), str(move.target), str(move.users), str(move.photos), human_bytes(move.bytes)
         )
     console.print(table)
     console.print(
@@ -133,10 +125,14 @@ def _plan_change(
 
 def _bucket_mover(runtime: Runtime, target: BucketMap) -> BucketMover:
     from photostore.rebalance.buckets import BucketMover
+    from photostore.rebalance.destinations import MapDestinations
+    from photostore.tiering.buckets import cold_buckets, move_journal_dir
 
-    journal = runtime.placement.directory / "bucket-moves"
     grace = runtime.settings.rebalance.object_grace_s
-    return BucketMover(runtime.metadata, runtime.blobs, target, journal, grace_s=grace)
+    # Originals tiering put in the cold bucket stay there; their variants follow the map.
+    rule = MapDestinations(target, pinned=cold_buckets(runtime.settings))
+    journal = move_journal_dir(runtime)
+    return BucketMover(runtime.metadata, runtime.blobs, target, journal, grace_s=grace, rule=rule)
 
 
 def _show_bucket_plan(plan: dict[str, Any], as_json: bool) -> None:
@@ -147,7 +143,7 @@ def _show_bucket_plan(plan: dict[str, Any], as_json: bool) -> None:
     for column in ("from bucket", "to bucket", "objects", "bytes"):
         table.add_column(column, justify="right")
     for pair in plan["pairs"]:
-        table.add_row(pair["source"], pair["target"], str(pair["objects"]), _human(pair["bytes"]))
+        table.add_row(pair["source"], pair["target"], str(pair["objects"]), human_bytes(pair["bytes"]))
     console.print(table)
     ideal = plan["ideal_share"]
     console.print(
@@ -177,7 +173,7 @@ async def _move_objects(runtime: Runtime, previous: BucketMap | None, dry_run: b
         print(json.dumps({**result.to_dict(), "counters": mover.counters.as_dict()}))
     else:
         console.print(
-            f"objects: {result.objects_moved} moved ({_human(result.bytes_moved)}), "
+            f"objects: {result.objects_moved} moved ({human_bytes(result.bytes_moved)}), "
             f"{len(result.left_behind)} photos left for a later run, {len(result.failures)} failures"
         )
     return result.complete
@@ -413,6 +409,7 @@ def verify(
     from photostore.rebalance.preview import key_loads
     from photostore.rebalance.verify import check_shards
     from photostore.runtime import open_runtime
+    from photostore.tiering.buckets import cold_buckets
 
     settings = settings_or_exit(config)
 
@@ -436,6 +433,7 @@ def verify(
                     runtime.placement.reload()[1],
                     checksums=checksums,
                     progress=lambda done, total: progress.update(task, completed=done, total=total),
+                    pinned=cold_buckets(settings),
                 )
             if not as_json:
                 console.print(f"shards: {users} users checked, {len(misplaced)} misplaced")

@@ -42,3 +42,12 @@ def run_command(make: Callable[[], Awaitable[T]]) -> T:
 
 async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
+
+
+def human_bytes(amount: float) -> str:
+    """``1536`` -> ``1.5 KiB``: sizes as a person reads them."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable: the loop returns at TiB")

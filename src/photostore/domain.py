@@ -77,6 +77,7 @@ class Photo:
     placeholder: str | None = None  # blurhash
     deleted_at: datetime | None = None
     idempotency_key: str | None = None  # the client's Idempotency-Key of the upload, if sent
+    last_accessed_at: datetime | None = None  # the original's last read (batched); None: never read
 
 
 @read_record
@@ -128,6 +129,16 @@ class ApplyResult(enum.Enum):
     APPLIED = "applied"
     ALREADY_PROCESSED = "already_processed"  # the event was handled before: nothing changed
     PHOTO_GONE = "photo_gone"  # the photo is deleted or unknown: nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class AccessBand:
+    """Live, ready originals of one shard grouped by last access (upload time if never read)."""
+
+    band: int  # 0: at or after edges[0]; i: before edges[i-1], at or after edges[i]; len(edges): older
+    cold: bool  # held in a cold-tier bucket now
+    photos: int
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from photostore.blobs.port import BlobStore
 from photostore.cache.memory import MemoryCache
 from photostore.cache.port import Cache
 from photostore.cache.tiered import TieredCache
+from photostore.errors import ConfigError
 from photostore.events.port import EventLog
 from photostore.ids import placement_key_of
 from photostore.metadata.port import MetadataStore
@@ -26,6 +27,7 @@ from photostore.rebalance.control import ControlStore
 from photostore.rebalance.routing import Routing, RoutingHolder
 from photostore.rebalance.watcher import RoutingWatcher, load_routing, plan_shards
 from photostore.settings import S3EndpointSettings, S3Settings, Settings
+from photostore.tiering.buckets import cold_buckets
 
 # How long this process keeps what it read from a shared cache: the most another process's delete
 # takes to be seen here.
@@ -112,6 +114,18 @@ def build_blobs(settings: Settings, bucket_names: list[str]) -> BlobStore:
     return LocalBlobStore(settings.data_dir / "buckets", bucket_names, fsync=settings.blobs.fsync)
 
 
+def _bucket_names(settings: Settings, bucket_map: BucketMap) -> list[str]:
+    """The map's buckets, then the cold tier's (which no map may name: a rebalance would fill it)."""
+    cold = sorted(cold_buckets(settings))
+    taken = sorted(set(cold) & set(bucket_map.buckets))
+    if taken:
+        raise ConfigError(
+            f"tiering.cold_bucket {taken[0]!r} is one of the placement's buckets {list(bucket_map.buckets)}; "
+            "choose a bucket of its own for cold originals"
+        )
+    return [*bucket_map.buckets, *cold]
+
+
 def _regional_read_endpoint(settings: Settings) -> S3EndpointSettings | None:
     """The S3 endpoint of this process's region's bucket replica, if it has one."""
     if settings.regions.local is None:
@@ -180,7 +194,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         holder,
         bucket_map,
         metadata,
-        build_blobs(settings, list(bucket_map.buckets)),
+        build_blobs(settings, _bucket_names(settings, bucket_map)),
         build_events(settings),
         build_cache(settings),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -240,6 +241,40 @@ class RebalanceSettings(Section):
         ge=0,
         description="a moved object's source outlives its switch this long (views cached 10 s here + shared)",
     )
+
+
+class TieringSettings(Section):
+    """Storage tiers for originals (photostore.tiering): an original not read for ``cold_after`` moves
+    to ``cold_bucket``; one read again moves back. Variants always stay hot."""
+
+    cold_bucket: str | None = Field(
+        default=None, description="bucket for cold originals, beside the placement's; unset: tiering off"
+    )
+    cold_after: timedelta = Field(
+        default=timedelta(days=90), description="an original not read for this long goes cold"
+    )
+    warm_after: timedelta = Field(
+        default=timedelta(days=30), description="cost optimize: originals idle this long suit a warm tier"
+    )
+    access_resolution: timedelta = Field(
+        default=timedelta(hours=1),
+        description="a process records one read of an original per this period (the rest cost nothing)",
+    )
+    access_flush_s: float = Field(default=10.0, gt=0, description="recorded reads are written this often")
+    interval: timedelta = Field(
+        default=timedelta(hours=1), description="tier run --watch: time between passes"
+    )
+    concurrency: int = Field(default=8, ge=1, le=256, description="originals copied at once")
+
+    @model_validator(mode="after")
+    def _sane(self) -> TieringSettings:
+        if self.cold_after <= timedelta(0) or self.access_resolution <= timedelta(0):
+            raise ValueError("cold_after and access_resolution must be positive")
+        if self.access_resolution >= self.cold_after:
+            raise ValueError("access_resolution must be shorter than cold_after, or reads would not count")
+        if self.interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+        return self
 
 
 REGION_NAME = r"^[a-z][a-z0-9-]{0,40}$"
@@ -559,6 +594,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     imaging: ImagingSettings = ImagingSettings()
     rebalance: RebalanceSettings = RebalanceSettings()
+    tiering: TieringSettings = TieringSettings()
     regions: RegionsSettings = RegionsSettings()
     geo: GeoSettings = GeoSettings()
     edge: EdgeSettings = EdgeSettings()

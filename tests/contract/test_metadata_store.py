@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from photostore import ids
 from photostore.domain import (
+    AccessBand,
     ApiKey,
     ApplyResult,
     NewEvent,
@@ -668,6 +669,104 @@ async def test_shard_stats(env: Env) -> None:
     )
     assert (stats[3].users, stats[3].photos, stats[3].bytes, stats[3].pending_outbox) == (1, 3, 24, 2)
     assert (stats[1].users, stats[1].photos, stats[1].bytes, stats[1].pending_outbox) == (0, 0, 0, 0)
+
+
+# --- access tracking and tiering -------------------------------------------------------------
+
+
+async def ready_photo(
+    env: Env, owner: User, *, created: datetime | None = None, bucket: str = "photos-0"
+) -> Photo:
+    """A ready photo of ``owner`` uploaded at ``created`` (default now), stored in ``bucket``."""
+    stamp = created or now()
+    photo = replace(
+        photo_of(owner, unix_ms=int(stamp.timestamp() * 1000)),
+        status=PhotoStatus.READY,
+        created_at=stamp,
+        updated_at=stamp,
+        bucket=bucket,
+    )
+    await env.store.insert_photo(photo, [])
+    return photo
+
+
+async def test_record_accesses_moves_the_last_read_forward_only(env: Env) -> None:
+    alice, bob = await new_user(env, 0), await new_user(env, 3)
+    mine, theirs = await ready_photo(env, alice), await ready_photo(env, bob)
+    assert mine.last_accessed_at is None
+    t0 = now()
+    t1, t2 = t0 + timedelta(minutes=1), t0 + timedelta(minutes=2)
+    unknown = photo_of(alice).id  # never inserted: skipped, not an error
+    await env.store.record_accesses({mine.id: t1, theirs.id: t0, unknown: t0})
+
+    async def last_read(photo: Photo) -> datetime | None:
+        found = await env.store.get_photo(photo.owner_id, photo.id)
+        assert found is not None
+        return found.last_accessed_at
+
+    assert await last_read(mine) == t1
+    assert await last_read(theirs) == t0
+    await env.store.record_accesses({mine.id: t0})  # older than what is stored: ignored
+    assert await last_read(mine) == t1
+    await env.store.record_accesses({mine.id: t2})
+    assert await last_read(mine) == t2
+    assert (await env.store.get_photo(alice.id, mine.id)) == replace(mine, last_accessed_at=t2)
+
+
+async def test_access_bands_count_live_ready_originals_by_last_read_and_tier(env: Env) -> None:
+    user = await new_user(env, 1)
+    t = now()
+    day = timedelta(days=1)
+    fresh = await ready_photo(env, user, created=t - day)
+    idle_40 = await ready_photo(env, user, created=t - 40 * day)
+    read_lately = await ready_photo(env, user, created=t - 100 * day)
+    await env.store.record_accesses({read_lately.id: t - 10 * day})
+    idle_100 = await ready_photo(env, user, created=t - 100 * day)
+    cold_100 = await ready_photo(env, user, created=t - 100 * day, bucket="cold-x")
+    gone = await ready_photo(env, user, created=t - 100 * day)
+    await env.store.delete_photo(user.id, gone.id, [])
+    processing = photo_of(user)  # still in the pipeline: not counted
+    await env.store.insert_photo(processing, [])
+
+    edges = [t - 30 * day, t - 90 * day]
+    bands = await env.store.access_bands(1, edges, ["cold-x"])
+    assert bands == [
+        AccessBand(0, False, 2, fresh.bytes + read_lately.bytes),
+        AccessBand(1, False, 1, idle_40.bytes),
+        AccessBand(2, False, 1, idle_100.bytes),
+        AccessBand(2, True, 1, cold_100.bytes),
+    ]
+    assert await env.store.access_bands(1, edges, []) == [
+        AccessBand(0, False, 2, fresh.bytes + read_lately.bytes),
+        AccessBand(1, False, 1, idle_40.bytes),
+        AccessBand(2, False, 2, idle_100.bytes + cold_100.bytes),
+    ]
+    assert await env.store.access_bands(2, edges, ["cold-x"]) == []
+    with pytest.raises(ValueError, match="newest first"):
+        await env.store.access_bands(1, edges[::-1], [])
+
+
+async def test_switch_buckets_can_move_the_original_alone_or_leave_it(env: Env) -> None:
+    user = await new_user(env)
+    photo = await ready_photo(env, user)
+    thumb = variant_of(photo, "thumb", 256)
+    await env.store.apply_photo_update("thumbs", uuid.uuid4(), photo.id, PhotoChanges(), [thumb], [])
+
+    # Tiering: the original alone to a cold bucket; the variant stays.
+    assert await env.store.switch_buckets(photo, [], "cold-x")
+    found = await env.store.photo_and_variants(photo.id)
+    assert found is not None
+    cold_photo, variants = found
+    assert (cold_photo.bucket, [v.bucket for v in variants]) == ("cold-x", ["photos-0"])
+
+    # A rebalance: the variants move, the cold original is neither checked nor moved, even when the
+    # row read is older than the switch above.
+    assert await env.store.switch_buckets(photo, variants, "photos-1", move_original=False)
+    found = await env.store.photo_and_variants(photo.id)
+    assert found is not None
+    assert (found[0].bucket, [v.bucket for v in found[1]]) == ("cold-x", ["photos-1"])
+    # Moving the original from a stale row is refused.
+    assert not await env.store.switch_buckets(photo, [], "photos-1")
 
 
 # --- migrations, types, failures --------------------------------------------------------------

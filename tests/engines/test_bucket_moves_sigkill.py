@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from photostore.placement.bucket_map import BucketMap
-from photostore.rebalance.buckets import BucketMoveJournal, verify_objects
+from photostore.rebalance.buckets import verify_objects
 from tests.engines.bucket_mover_child import start_mover
-from tests.support.photo_library import Library, library_fixtures, seed_library
+from tests.support.photo_library import Library, assert_settled, library_fixtures, seed_library
 
 KILLS = 5
 GRACE_S = 0.3
@@ -60,10 +60,4 @@ async def test_a_mover_killed_at_random_points_then_run_again_ends_clean(
     assert report.problems == ()
     assert report.objects == 90
     # Every bucket either map ever named, listed: exactly what the live rows name, nothing more.
-    assert await library.stored_objects() == await library.named_objects()
-    leftover = BucketMoveJournal(journal)
-    leftover.open()
-    try:
-        assert await leftover.entries() == []
-    finally:
-        leftover.close()
+    await assert_settled(library, journal)

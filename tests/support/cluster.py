@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +53,10 @@ class ClusterTenant:
     def bucket_prefix(self) -> str:
         return f"ps{self.token}-"
 
-    async def list_objects(self) -> set[str]:
+    async def list_objects(self, extra_buckets: Sequence[str] = ()) -> set[str]:
+        """Every object in the tenant's buckets and in ``extra_buckets`` (a cold tier), as bucket/key."""
         settings = load_settings(self.settings_file, placement={"bucket_prefix": self.bucket_prefix})
-        names = [f"{self.bucket_prefix}{n}" for n in range(settings.placement.buckets)]
+        names = [f"{self.bucket_prefix}{n}" for n in range(settings.placement.buckets)] + list(extra_buckets)
         store = build_blobs(settings, names)
         found: set[str] = set()
         await store.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import httpx
 
@@ -22,9 +23,10 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> None:
     assert body["detail"]
 
 
-def stored_objects(server: ServerProcess) -> set[str]:
-    """Every object the server stored, as ``bucket/key``: bucket folders embedded, S3 in cluster mode."""
+def stored_objects(server: ServerProcess, extra_buckets: Sequence[str] = ()) -> set[str]:
+    """Every object the server stored, as ``bucket/key``: bucket folders embedded, S3 in cluster mode
+    (the placement's buckets and ``extra_buckets``)."""
     if server.tenant is None:
         root = server.data_dir / "buckets"
         return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-    return asyncio.run(server.tenant.list_objects())
+    return asyncio.run(server.tenant.list_objects(extra_buckets))

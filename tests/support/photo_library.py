@@ -42,6 +42,7 @@ from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.pipeline.handlers import PipelineHandlers
 from photostore.pipeline.notify import Notifier
 from photostore.placement.bucket_map import BucketMap
+from photostore.rebalance.buckets import BucketMoveJournal
 from photostore.settings import PoolSettings, S3EndpointSettings, S3Settings, load_settings
 from tests.support.engines.availability import unavailable
 from tests.support.engines.postgres import SYSTEM, execute, fetch, run_async, throwaway_databases
@@ -352,3 +353,15 @@ async def named_objects(metadata: SqlMetadataStore) -> set[tuple[str, str]]:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+async def assert_settled(library: Library, journal: Path) -> None:
+    """After a mover's last run: every bucket holds exactly what the live rows name, nothing more,
+    and the move journal is empty."""
+    assert await library.stored_objects() == await library.named_objects()
+    leftover = BucketMoveJournal(journal)
+    leftover.open()
+    try:
+        assert await leftover.entries() == []
+    finally:
+        leftover.close()

@@ -31,6 +31,7 @@ from photostore.errors import PhotostoreError
 from photostore.logs import configure_logging
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.sql_store import SqlMetadataStore
+from photostore.pipeline.access import AccessTracker
 from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices, Role
@@ -190,6 +191,16 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         float(ctx.background.reconciler.stats.redriven),
     )
     yield from _store_stats(ctx.runtime.metadata)
+    if ctx.access is not None:
+        access = ctx.access.stats
+        yield "counter", "photostore_original_reads", "originals read", {}, float(access.reads)
+        yield (
+            "counter",
+            "photostore_access_recorded",
+            "original reads written for tiering",
+            {},
+            float(access.recorded),
+        )
     if isinstance(ctx.runtime.blobs, RegionalReads):
         stats = ctx.runtime.blobs.stats
         for source, count in (("region", stats.from_region), ("home", stats.from_home)):
@@ -236,6 +247,13 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             variant_names=frozenset(v.name for v in chosen.imaging.variants),
             cdn=CdnLinks.from_settings(chosen),
         )
+        serves_api = chosen_role in ("all", "api")
+        if serves_api:
+            ctx.access = AccessTracker(
+                runtime.metadata,
+                resolution_s=chosen.tiering.access_resolution.total_seconds(),
+                flush_s=chosen.tiering.access_flush_s,
+            )
         uploads = ctx.uploads
         runtime.on_routing_change.append(lambda _routing: uploads.set_bucket_map(runtime.bucket_map))
         metrics.add_collector(StatsCollector(lambda: _process_stats(ctx)))
@@ -244,7 +262,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             for field, value in pool.model_dump().items():
                 metrics.pool_setting.labels(str(shard_id), field).set(value)
         app.state.ctx = ctx
-        if chosen_role in ("all", "api"):
+        if serves_api:
             hot_path.ctx = ctx  # the cached-thumbnail shortcut is part of the API
         background.start()
         lag_export = asyncio.create_task(
@@ -256,12 +274,17 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
                 chosen.server.metrics_refresh_s,
             )
         )
+        access_flusher = asyncio.create_task(ctx.access.run()) if ctx.access is not None else None
         try:
             yield
         finally:
             hot_path.ctx = None
             lag_export.cancel()
             await asyncio.gather(lag_export, return_exceptions=True)
+            if access_flusher is not None and ctx.access is not None:
+                access_flusher.cancel()
+                await asyncio.gather(access_flusher, return_exceptions=True)
+                await ctx.access.flush()  # the reads noted since the last tick
             await background.stop()
             await runtime.close()
             if ctx.cdn is not None:

@@ -108,7 +108,7 @@ async def _serve(
     request: Request, ctx: ApiContext, view: PhotoView, name: str, cache_control: str
 ) -> Response:
     if name == ORIGINAL:
-        return await serve_original(request, ctx.reader, view, cache_control)
+        return await serve_original(request, ctx.reader, view, cache_control, ctx.access)
     ref = view.blobs.get(name)
     if ref is None:
         raise VariantNotReady(f"variant {name!r} of this photo is still being made; retry shortly")

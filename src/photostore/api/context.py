@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from photostore.api.metrics import ApiMetrics
+from photostore.pipeline.access import AccessTracker
 from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices
@@ -28,6 +29,7 @@ class ApiContext:
     background: BackgroundServices
     variant_names: frozenset[str]
     cdn: CdnLinks | None = None  # signed CDN URLs, when cdn.providers is configured
+    access: AccessTracker | None = None  # reads of originals, for tiering (api role only)
 
 
 def context_of(request: Request) -> ApiContext:

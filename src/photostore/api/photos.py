@@ -108,11 +108,10 @@ async def get_original(request: Request) -> Response:
     photo_id = _photo_id(request)
     view = await ctx.reader.view(principal.user_id, photo_id)
     try:
-        return await serve_original(request, ctx.reader, view)
+        return await serve_original(request, ctx.reader, view, access=ctx.access)
     except BlobNotFound:  # the object moved to another bucket after this view was cached
-        return await serve_original(
-            request, ctx.reader, await ctx.reader.refreshed_view(principal.user_id, photo_id)
-        )
+        view = await ctx.reader.refreshed_view(principal.user_id, photo_id)
+        return await serve_original(request, ctx.reader, view)
 
 
 async def get_variant(request: Request) -> Response:

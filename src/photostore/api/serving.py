@@ -8,6 +8,7 @@ from starlette.responses import Response
 from photostore.api.problems import from_error
 from photostore.api.ranges import parse_range
 from photostore.errors import RangeNotSatisfiable
+from photostore.pipeline.access import AccessTracker
 from photostore.pipeline.reads import ORIGINAL, BlobRef, PhotoReader, PhotoView
 
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -53,9 +54,16 @@ async def serve_blob(
 
 
 async def serve_original(
-    request: Request, reader: PhotoReader, view: PhotoView, cache_control: str = ORIGINAL_CACHE
+    request: Request,
+    reader: PhotoReader,
+    view: PhotoView,
+    cache_control: str = ORIGINAL_CACHE,
+    access: AccessTracker | None = None,
 ) -> Response:
-    """The original's bytes (never kept in the process cache: the thumbnails need the room)."""
+    """The original's bytes (never kept in the process cache: the thumbnails need the room); the
+    read is noted in ``access`` for tiering."""
+    if access is not None:
+        access.original_read(view.json["id"])
     return await serve_blob(
         request,
         reader,

@@ -14,6 +14,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -22,15 +23,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from photostore.errors import ConfigError
-from photostore.metadata.engines import write_options
+from photostore.metadata.engines import is_sqlite, write_options
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # pg_advisory_xact_lock key for "migrating this database" (any constant; b"photo" as an int).
 _PG_MIGRATION_LOCK = int.from_bytes(b"photo", "big")
+_SQLITE_LOCKED_ATTEMPTS = 6
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -59,6 +62,21 @@ def _current(connection: Connection) -> str | None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the shard behind ``engine`` to the head revision (see the module guarantees)."""
+    for attempt in range(_SQLITE_LOCKED_ATTEMPTS):
+        try:
+            await _migrate_once(engine)
+            return
+        except OperationalError as error:
+            # SQLite answers "database is locked" without waiting out busy_timeout when starters
+            # race on a fresh file (switching it to WAL needs it alone). Migrating is atomic and
+            # idempotent, so trying again is safe.
+            locked = is_sqlite(engine) and "database is locked" in str(error)
+            if not locked or attempt == _SQLITE_LOCKED_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.05 * 2**attempt)
+
+
+async def _migrate_once(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execution_options(**write_options(engine))
         async with conn.begin():

@@ -15,11 +15,12 @@ Guarantees every implementation gives (the contract suite in tests/contract chec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from photostore.domain import (
+    AccessBand,
     ApiKey,
     ApplyResult,
     NewEvent,
@@ -122,8 +123,23 @@ class MetadataStore(Protocol):
         """The photo in any state with its variants, in one statement on the primary: what a bucket
         move decides by (a replica may still show a bucket the move has switched away from)."""
 
-    async def switch_buckets(self, photo: Photo, variants: Sequence[Variant], to_bucket: str) -> bool:
+    async def switch_buckets(
+        self, photo: Photo, variants: Sequence[Variant], to_bucket: str, *, move_original: bool = True
+    ) -> bool:
         """In one transaction: if the photo is live and ready, and every object of ``photo`` and
         ``variants`` not already in ``to_bucket`` still has the row's bucket and SHA-256 given here,
         point those rows at ``to_bucket``, bump the photo's ``updated_at`` and return True;
-        otherwise write nothing and return False."""
+        otherwise write nothing and return False. ``move_original=False`` leaves the photo row's
+        bucket out of both the check and the switch.
+        """
+
+    # --- access tracking and tiering
+    async def record_accesses(self, accesses: Mapping[uuid.UUID, datetime]) -> None:
+        """Move each photo's ``last_accessed_at`` forward to the time given (never back); unknown
+        photos are skipped. A hint: not fenced, ``updated_at`` untouched."""
+
+    async def access_bands(
+        self, shard_id: int, edges: Sequence[datetime], cold_buckets: Iterable[str]
+    ) -> list[AccessBand]:
+        """Live, ready originals of ``shard_id`` counted by band of last access (the upload time
+        when never read; ``edges`` newest first) and by whether a cold bucket holds them."""

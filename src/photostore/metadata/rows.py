@@ -79,6 +79,7 @@ def photo_row(photo: Photo) -> Row:
         "updated_at": photo.updated_at,
         "deleted_at": photo.deleted_at,
         "idempotency_key": photo.idempotency_key,
+        "last_accessed_at": photo.last_accessed_at,
     }
 
 
@@ -103,6 +104,7 @@ def to_photo(row: RowMapping) -> Photo:
         placeholder=row["placeholder"],
         deleted_at=row["deleted_at"],
         idempotency_key=row["idempotency_key"],
+        last_accessed_at=row["last_accessed_at"],
     )
 
 

@@ -129,6 +129,8 @@ photos = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("deleted_at", UtcDateTime(), nullable=True),
     Column("idempotency_key", String(IDEMPOTENCY_KEY_MAX), nullable=True),
+    # When the original was last read, batched (migration 0004); NULL: never since upload.
+    Column("last_accessed_at", UtcDateTime(), nullable=True),
 )
 # Keyset pages: WHERE user_id = ? AND id < ? ORDER BY id DESC.
 Index("ix_photos_user_id_id", photos.c.user_id, photos.c.id)

@@ -23,6 +23,7 @@ Guarantees beyond the port's (see :mod:`photostore.metadata.port`):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -31,11 +32,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Executable, RowMapping, Select, func, insert, select, update
+from sqlalchemy import Executable, RowMapping, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from photostore.domain import (
+    AccessBand,
     ApiKey,
     ApplyResult,
     NewEvent,
@@ -728,10 +730,14 @@ class SqlMetadataStore:
 
         return await self.run_read(shard_id, run, what, primary_only=True)
 
-    async def switch_buckets(self, photo: Photo, variants: Sequence[Variant], to_bucket: str) -> bool:
+    async def switch_buckets(
+        self, photo: Photo, variants: Sequence[Variant], to_bucket: str, *, move_original: bool = True
+    ) -> bool:
         """Point the rows of the objects of ``photo`` and ``variants`` not yet in ``to_bucket`` at it,
         in one transaction, if the photo is live and ready and each of those rows still has the
-        bucket and SHA-256 given; else write nothing and return False.
+        bucket and SHA-256 given; else write nothing and return False. With ``move_original``
+        false the photo row's bucket is neither checked nor changed (an original kept in a cold
+        tier while its variants move).
 
         The photo row is locked first (as in apply_photo_update), so a concurrent delete or variant
         upsert cannot interleave; ``updated_at`` is bumped so a shard move's catch-up copies the
@@ -740,7 +746,7 @@ class SqlMetadataStore:
         if any(variant.photo_id != photo.id for variant in variants):
             raise ValueError(f"every variant must belong to photo {photo.id}")
         moving = [variant for variant in variants if variant.bucket != to_bucket]
-        original_moves = photo.bucket != to_bucket
+        original_moves = move_original and photo.bucket != to_bucket
         if not moving and not original_moves:
             return True
         table = variants_table
@@ -770,6 +776,57 @@ class SqlMetadataStore:
                 return True
 
         return await self._fence_retrying(write)
+
+    # --- access tracking and tiering ------------------------------------------------------------
+
+    async def record_accesses(self, accesses: Mapping[uuid.UUID, datetime]) -> None:
+        """Set each photo's ``last_accessed_at`` to the time given where that is later; unknown
+        photos are skipped. One transaction per shard, shards written concurrently.
+
+        Not fenced and ``updated_at`` is left alone: an access is a hint, and one recorded while
+        its owner moves to another shard may be lost, which costs at worst an early move to cold.
+        """
+        by_shard: dict[int, list[dict[str, Any]]] = {}
+        for photo_id, at in accesses.items():
+            by_shard.setdefault(self.shard_of(photo_id), []).append({"p_id": photo_id, "p_at": at})
+        later = photos.c.last_accessed_at.is_(None) | (photos.c.last_accessed_at < bindparam("p_at"))
+        stmt = (
+            update(photos)
+            .where((photos.c.id == bindparam("p_id")) & later)
+            .values(last_accessed_at=bindparam("p_at"))
+        )
+
+        async def write(shard_id: int, batch: list[dict[str, Any]]) -> None:
+            async with self._writing(shard_id, "record_accesses") as conn:
+                await conn.execute(stmt, batch)
+
+        await asyncio.gather(*(write(shard_id, batch) for shard_id, batch in by_shard.items()))
+
+    async def access_bands(
+        self, shard_id: int, edges: Sequence[datetime], cold_buckets: Iterable[str]
+    ) -> list[AccessBand]:
+        """Live, ready originals of ``shard_id`` by band of last access (``edges`` newest first)
+        and by whether a cold bucket holds them: one grouped scan, on the primary."""
+        if any(newer <= older for newer, older in itertools.pairwise(edges)):
+            raise ValueError("edges must be newest first")
+        touched = func.coalesce(photos.c.last_accessed_at, photos.c.created_at)
+        band: Any = case(*((touched >= edge, index) for index, edge in enumerate(edges)), else_=len(edges))
+        cold = sorted(set(cold_buckets))
+        in_cold: Any = photos.c.bucket.in_(cold) if cold else False
+        inner = (
+            select(band.label("band"), case((in_cold, 1), else_=0).label("cold"), photos.c.bytes)
+            .where(photos.c.deleted_at.is_(None) & (photos.c.status == PhotoStatus.READY.value))
+            .subquery()
+        )
+        stmt = select(
+            inner.c.band, inner.c.cold, func.count().label("photos"), func.sum(inner.c.bytes).label("bytes")
+        ).group_by(inner.c.band, inner.c.cold)
+        found = await self._read_rows(shard_id, stmt, "access_bands", primary_only=True)
+        bands = [
+            AccessBand(int(row["band"]), bool(row["cold"]), int(row["photos"]), int(row["bytes"] or 0))
+            for row in found
+        ]
+        return sorted(bands, key=lambda b: (b.band, b.cold))
 
     # --- pools and replicas (for /metrics) ------------------------------------------------------
 

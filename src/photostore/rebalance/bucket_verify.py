@@ -8,7 +8,7 @@ import asyncio
 import enum
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -139,10 +139,12 @@ async def verify_objects(
     progress: Progress | None = None,
     concurrency: int = 8,
     page_size: int = 200,
+    pinned: Collection[str] = (),
 ) -> VerifyReport:
     """Check every live photo's and variant's object: it exists in the bucket its row names, with
     the row's size (and SHA-256 when ``checksums``, which reads every byte), and that bucket is the
-    map's for the photo. ``progress(done, total)`` counts photos."""
+    map's for the photo, or for an original one of ``pinned`` (the cold tier).
+    ``progress(done, total)`` counts photos."""
     total = sum(stats.photos for stats in await metadata.shard_stats())
     tracker = Tracker(progress, total)
     tally = _VerifyTally()
@@ -151,7 +153,7 @@ async def verify_objects(
         expected_bucket = bucket_map.bucket_for(photo.id)
         for o in objects_of(photo, variants):
             tally.objects += 1
-            if o.bucket != expected_bucket:
+            if o.bucket != expected_bucket and not (o.name == ORIGINAL and o.bucket in pinned):
                 tally.problems.append(_problem(ProblemKind.MISPLACED, photo, o, expected_bucket, o.bucket))
             problem = await _check_object(blobs, photo, o, checksums, tally)
             if problem is not None:

@@ -69,6 +69,12 @@ from photostore.rebalance.bucket_verify import (
     sha256_of,
     verify_objects,
 )
+from photostore.rebalance.destinations import (
+    Destination,
+    DestinationRule,
+    MapDestinations,
+    objects_to_move,
+)
 
 __all__ = [
     "DEFAULT_GRACE_S",
@@ -134,7 +140,7 @@ class BucketMoveSession:
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        for bucket in self._mover.target.buckets:
+        for bucket in self._mover.rule.buckets():
             await self._ensure_bucket(bucket)
         self._deleter = asyncio.create_task(self._delete_when_due(), name="bucket-move-deletes")
         by_photo: dict[uuid.UUID, float | None] = {}
@@ -178,10 +184,11 @@ class BucketMoveSession:
     async def move_photo(self, photo: Photo, variants: Sequence[Variant]) -> MoveOutcome:
         """Move the objects of ``photo`` (as read, with ``variants``) that the target map places
         elsewhere; the switch re-checks the rows, so a stale read costs a discarded copy at worst."""
-        target = self._mover.target.bucket_for(photo.id)
-        objects = [o for o in objects_of(photo, variants) if o.bucket != target]
-        if not objects:
+        destination = self._mover.rule.destination(photo)
+        objects = objects_to_move(photo, variants, destination)
+        if destination is None or not objects:
             return MoveOutcome.IN_PLACE
+        target = destination.bucket
         if photo.deleted_at is not None or photo.status is PhotoStatus.DELETED:
             return MoveOutcome.GONE
         if photo.status is not PhotoStatus.READY:
@@ -197,7 +204,7 @@ class BucketMoveSession:
             self._busy.discard(photo.id)  # nothing journaled (or a journal error): nothing to settle
             raise
         failure = await self._copy(photo.id, objects, target)
-        if failure is None and await self._switch(photo, variants, target):
+        if failure is None and await self._switch(photo, variants, destination):
             delete_after = time.time() + self._mover.grace_s
             await self._journal.record_switch(photo.id, delete_after)
             self._counters.objects_moved += len(objects)
@@ -215,9 +222,12 @@ class BucketMoveSession:
             return MoveOutcome.FAILED
         return MoveOutcome.CHANGED
 
-    async def _switch(self, photo: Photo, variants: Sequence[Variant], target: str) -> bool:
+    async def _switch(self, photo: Photo, variants: Sequence[Variant], destination: Destination) -> bool:
+        moving = variants if destination.variants else ()
         try:
-            return await self._metadata.switch_buckets(photo, variants, target)
+            return await self._metadata.switch_buckets(
+                photo, moving, destination.bucket, move_original=destination.original
+            )
         except ShardMoveInProgress:
             return False  # its owner is being moved to another shard: the copies go, a later pass retries
 
@@ -326,7 +336,8 @@ class BucketMover:
     ``journal_dir``: a folder of this deployment kept across runs (a rerun after a crash must use
     the same one). ``grace_s``: how long a source outlives its switch (the longest a reader may keep
     a row from a cache). ``processing_passes``: how many times photos skipped as processing (or
-    busy, or changed) are tried again at the end, ``processing_wait_s`` apart.
+    busy, or changed) are tried again at the end, ``processing_wait_s`` apart. ``rule``: where
+    objects belong (default: ``target``'s bucket for every object).
     """
 
     def __init__(
@@ -341,12 +352,14 @@ class BucketMover:
         page_size: int = 200,
         processing_passes: int = 3,
         processing_wait_s: float = 2.0,
+        rule: DestinationRule | None = None,
     ) -> None:
         if grace_s < 0 or concurrency < 1 or page_size < 1 or processing_passes < 0:
             raise ValueError("grace_s >= 0, concurrency >= 1, page_size >= 1, processing_passes >= 0")
         self.metadata = metadata
         self.blobs = blobs
         self.target = target
+        self.rule: DestinationRule = rule if rule is not None else MapDestinations(target)
         self.journal_dir = Path(journal_dir)
         self.grace_s = grace_s
         self.concurrency = concurrency
@@ -376,14 +389,16 @@ class BucketMover:
             async for page in self._pages(shard_id, None):
                 for photo, variants in page:
                     photos += 1
-                    target = self.target.bucket_for(photo.id)
                     for o in objects_of(photo, variants):
                         objects += 1
                         size += o.size
-                        if o.bucket != target:
-                            counts = pairs.setdefault((o.bucket, target), [0, 0])
-                            counts[0] += 1
-                            counts[1] += o.size
+                    destination = self.rule.destination(photo)
+                    if destination is None:
+                        continue
+                    for o in objects_to_move(photo, variants, destination):
+                        counts = pairs.setdefault((o.bucket, destination.bucket), [0, 0])
+                        counts[0] += 1
+                        counts[1] += o.size
         ideal = None if previous is None else previous.moved_keys_fraction(self.target)
         return MovePlan(
             target_version=self.target.version,
@@ -452,8 +467,7 @@ class BucketMover:
                 state.left[photo.id] = outcome
                 return
             state.left.pop(photo.id, None)
-            target = self.target.bucket_for(photo.id)
-            state.tracker.advance(sum(o.bucket != target for o in objects_of(photo, variants)))
+            state.tracker.advance(len(objects_to_move(photo, variants, self.rule.destination(photo))))
 
         return move
 
