@@ -181,6 +181,8 @@ def test_rendered_manifests_validate_against_the_kubernetes_schemas(target: str)
         "PodDisruptionBudget",
         "StatefulSet",
         "KafkaTopic",
+        "CronJob",
+        "PersistentVolumeClaim",
     }
     assert kinds == expected
 
@@ -640,6 +642,46 @@ def test_redis_cluster_settings_and_seeds(target: str, monkeypatch: pytest.Monke
     assert len(seeds) >= 3
     pods = {f"redis-cluster-{i}.{service['metadata']['name']}:6379" for i in range(replicas)}
     assert set(seeds) <= pods
+
+
+# --- the tiering job ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_tiering_job_runs_one_pass_at_a_time_with_its_journal_kept(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(target)
+    job = of_kind(docs, "CronJob")["photostore-tiering"]
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    workload = job["spec"]["jobTemplate"]  # shaped like a Deployment: spec.template.spec
+    pod = workload["spec"]["template"]
+    container = only_container(workload)
+    assert container["args"][:2] == ["tier", "run"]
+    assert "--watch" not in container["args"], "a CronJob pass must end"
+    assert container["image"] == only_container(of_kind(docs, "Deployment")["photostore-api"])["image"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    # The journal (under the data dir) is on the claim, so a killed pass is finished by the next pod.
+    env = env_of(docs, workload)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    data = next(name for name, path in mounts.items() if path == env["PHOTOSTORE_DATA_DIR"])
+    claim = volumes[data]["persistentVolumeClaim"]["claimName"]
+    assert claim in of_kind(docs, "PersistentVolumeClaim")
+    # Its settings load and name a cold bucket; the serving roles get the same one.
+    settings = settings_from(env, monkeypatch)
+    assert settings.tiering.cold_bucket is not None
+    for name in ("photostore-api", "photostore-upload", "photostore-worker"):
+        served = env_of(docs, of_kind(docs, "Deployment")[name])
+        assert served["PHOTOSTORE_TIERING__COLD_BUCKET"] == settings.tiering.cold_bucket, name
+    help_text = subprocess.run(
+        [str(Path(sys.executable).parent / "photostore"), *container["args"], "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert help_text.returncode == 0, help_text.stderr
 
 
 # --- images ----------------------------------------------------------------------------------------
