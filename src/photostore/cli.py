@@ -177,8 +177,9 @@ def shards_list(config: ConfigOption = None) -> None:
 
 @buckets_app.command("list")
 def buckets_list(config: ConfigOption = None) -> None:
-    """Buckets with their share of the ring, objects and bytes."""
+    """Buckets with their share of the ring (or the cold tier's), objects and bytes."""
     from photostore.runtime import open_runtime
+    from photostore.tiering.buckets import cold_buckets
 
     settings = settings_or_exit(config)
 
@@ -188,13 +189,14 @@ def buckets_list(config: ConfigOption = None) -> None:
             table = Table(title=f"object buckets (map version {runtime.bucket_map.version})")
             for column in ("bucket", "ring share", "objects", "bytes"):
                 table.add_column(column, justify="right")
-            for bucket in runtime.bucket_map.buckets:
+            cold = sorted(cold_buckets(settings))
+            for bucket in [*runtime.bucket_map.buckets, *cold]:
                 count = size = 0
                 async for info in runtime.blobs.list(bucket):
                     count += 1
                     size += info.size
-                share = runtime.bucket_map.share(bucket)
-                table.add_row(bucket, f"{share:.2%}", str(count), str(size))
+                share = "cold tier" if bucket in cold else f"{runtime.bucket_map.share(bucket):.2%}"
+                table.add_row(bucket, share, str(count), str(size))
             console.print(table)
         finally:
             await runtime.close()

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from photostore.cli_support import console, err
+from photostore.cli_support import ConfigOption, console, err, human_bytes, run_command, settings_or_exit
 from photostore.errors import BadRequest
 from photostore.ops.fleet import (
     DEFAULT_PRICING,
@@ -178,6 +179,53 @@ def _fleet_at_targets(
             "monthly_cost": fleet.monthly_cost["total"],
         }
     return found
+
+
+@capacity_app.command("record")
+def record(
+    history: Annotated[Path, typer.Argument(help="CSV to append to (created with its header if new)")],
+    config: ConfigOption = None,
+    requests: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="requests per second to record instead of measuring the api's rate"),
+    ] = None,
+    rate_window: Annotated[
+        float, typer.Option(min=0.1, help="seconds between the two readings of the api's request rate")
+    ] = 5.0,
+) -> None:
+    """Append this deployment's users, stored bytes and request rate to HISTORY, for --history.
+
+    Run it on a schedule (daily); `capacity plan --history HISTORY` then fits the growth rates to the
+    deployment's own figures instead of the spec's.
+    """
+    import httpx
+
+    from photostore.ops.history import HistoryPoint, append, measure
+    from photostore.runtime import open_runtime
+
+    settings = settings_or_exit(config)
+
+    async def go() -> HistoryPoint:
+        runtime = await open_runtime(settings)
+        try:
+            if requests is not None:
+                stats = await runtime.metadata.shard_stats()
+                point = HistoryPoint(
+                    datetime.now(UTC), sum(s.users for s in stats), sum(s.bytes for s in stats), requests
+                )
+            else:
+                async with httpx.AsyncClient() as client:
+                    point = await measure(runtime.metadata, settings.autoscale, client, rate_window)
+            append(history, point)
+            return point
+        finally:
+            await runtime.close()
+
+    point = run_command(go)
+    console.print(
+        f"recorded {point.timestamp:%Y-%m-%d %H:%M:%S} UTC: {point.users:,} users, "
+        f"{human_bytes(point.storage_bytes)}, {point.requests_per_s:,.1f} requests/s -> {history}"
+    )
 
 
 def register(app: typer.Typer) -> None:

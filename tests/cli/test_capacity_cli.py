@@ -57,3 +57,68 @@ def test_the_chart_renders_as_a_png(tmp_path: Path) -> None:
     assert plan["months"][0]["servers"]["upload"] >= 1
     assert plan["at_targets"]["users"]["month"] == 304  # ceil(25.26 years x 12)
     assert plan["at_targets"]["users"]["servers"] > plan["months"][0]["servers"]["upload"]
+
+
+def test_record_appends_the_deployments_own_figures_and_the_plan_grows_from_them(tmp_path: Path) -> None:
+    import csv
+    from datetime import datetime, timedelta
+
+    import httpx
+
+    from tests.support.images import jpeg
+    from tests.support.server import ServerProcess, create_user
+
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        env = {
+            **server._environment(),
+            "PHOTOSTORE_AUTOSCALE__SERVICE_URLS": json.dumps([server.url]),
+            "COLUMNS": "200",
+        }
+        history = tmp_path / "history.csv"
+
+        def record(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [PHOTOSTORE, "capacity", "record", str(history), "--rate-window", "0.5", *extra],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        uploaded = []
+        for n, name in enumerate(("ann", "ben")):
+            _, key = create_user(server.url, name)
+            data = jpeg(64, 48, seed=n)
+            response = httpx.post(
+                f"{server.url}/v1/photos",
+                files={"file": ("a.jpg", data, "image/jpeg")},
+                headers={"authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert response.status_code == 201, response.text
+            uploaded.append(len(data))
+            done = record()
+            assert done.returncode == 0, done.stderr
+            assert f"{n + 1:,} users" in done.stdout
+    finally:
+        server.stop()
+
+    with history.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(int(r["users"]), int(r["storage"])) for r in rows] == [(1, uploaded[0]), (2, sum(uploaded))]
+    assert all(float(r["requests"]) > 0 for r in rows)  # the api answered the scrapes themselves
+
+    # Seconds apart: no yearly rate can be fitted yet, and the plan says so.
+    too_short = _run("--history", str(history))
+    assert too_short.returncode == 2
+    assert "1 day apart" in too_short.stderr
+    # As if the first row had been recorded a month earlier: the plan starts from the last row.
+    first = datetime.fromisoformat(rows[0]["timestamp"]) - timedelta(days=30)
+    lines = history.read_text().splitlines()
+    lines[1] = ",".join([first.isoformat(), *lines[1].split(",")[1:]])
+    history.write_text("\n".join(lines) + "\n")
+    plan = json.loads(_run("--history", str(history), "--months", "1", "--json").stdout)
+    assert plan["start"]["users"] == 2
+    assert plan["start"]["storage_bytes"] == sum(uploaded)
+    assert plan["rates"]["users"] > 1  # doubling in a month

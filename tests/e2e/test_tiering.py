@@ -127,6 +127,17 @@ def test_old_originals_go_cold_stay_readable_and_come_back_when_read(server: Ser
         for photo_id in recent:
             assert cold not in _where(server, photo_id)
 
+        listed = subprocess.run(
+            [PHOTOSTORE, "buckets", "list"],
+            env={**server._environment(), "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        (cold_row,) = [line for line in listed.stdout.splitlines() if f" {cold} " in line]
+        assert [cell.strip() for cell in cold_row.split("│")[2:4]] == ["cold tier", str(OLD)], listed.stdout
+
         # Every object where its row says, checksums included, the cold originals counted as placed.
         verify = subprocess.run(
             [PHOTOSTORE, "verify", "--checksums", "--json"],

@@ -15,12 +15,13 @@ import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from photostore.errors import BadRequest
 
 DAYS_PER_YEAR = 365.25
+MIN_HISTORY_SPAN = timedelta(days=1)
 PB = 10**15
 
 
@@ -128,6 +129,12 @@ def read_history(path: Path, base: StartingPoint) -> History:
         raise BadRequest(f"{path}: {exc}") from None
     if len(points) < 2 or points[-1][0] == points[0][0]:
         raise BadRequest(f"{path}: at least two rows at different times are needed to fit a rate")
+    if points[-1][0] - points[0][0] < MIN_HISTORY_SPAN:
+        # A yearly rate extrapolated from minutes is noise raised to a huge power.
+        raise BadRequest(
+            f"{path} spans {points[-1][0] - points[0][0]}; a yearly rate needs rows at least "
+            f"{MIN_HISTORY_SPAN.days} day apart (record daily with `photostore capacity record`)"
+        )
     if any(value <= 0 for point in points for value in point[1:]):
         raise BadRequest(f"{path}: users, storage and requests must be above 0 (growth is fitted on logs)")
     first = points[0][0]

@@ -77,6 +77,7 @@ def test_a_rate_is_recovered_from_history(tmp_path: Path) -> None:
         ("timestamp,users,storage,requests\n2024-01-01,1,1,1\n", "at least two rows"),
         ("timestamp,users,storage,requests\n2024-01-01,1,1,1\n2025-01-01,0,1,1\n", "above 0"),
         ("timestamp,users,storage,requests\nyesterday,1,1,1\n2025-01-01,2,2,2\n", "history.csv"),
+        ("timestamp,users,storage,requests\n2025-01-01T00:00,1,1,1\n2025-01-01T00:05,2,2,2\n", "1 day apart"),
     ],
 )
 def test_bad_history_is_refused_with_what_to_fix(tmp_path: Path, content: str, message: str) -> None:
