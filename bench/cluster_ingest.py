@@ -106,7 +106,10 @@ def main() -> None:
             weed_pid = next(p.pid for p in state.processes if p.name.lower().startswith(("weed", "seaweed")))
             tenant = tenant_of(state)
             server = ServerProcess(
-                work / "data", role="api", env={"PHOTOSTORE_LOG_LEVEL": "error"}, tenant=tenant
+                work / "data",
+                role="api",
+                env={"PHOTOSTORE_LOG_LEVEL": "error", "PHOTOSTORE_RATELIMIT__ENABLED": "false"},
+                tenant=tenant,
             )
             try:
                 server.start(timeout_s=60)

@@ -56,7 +56,9 @@ def main() -> None:
         sys.exit("needs wrk: apt-get install -y wrk")
 
     work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
-    service = ServerProcess(work / "data", env={"PHOTOSTORE_LOG_LEVEL": "error"}).start()
+    service = ServerProcess(
+        work / "data", env={"PHOTOSTORE_LOG_LEVEL": "error", "PHOTOSTORE_RATELIMIT__ENABLED": "false"}
+    ).start()
     proxying = EdgeProcess(work / "edge-proxy", _edge_env(service.url, "proxy"))
     redirecting = EdgeProcess(work / "edge-redirect", _edge_env(service.url, "redirect"))
     try:

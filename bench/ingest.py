@@ -128,7 +128,11 @@ def main() -> None:
 
     base = make_photo_jpeg(opts.width, opts.height, seed=1)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    server = ServerProcess(work / "data", role="api", env={"PHOTOSTORE_LOG_LEVEL": "error"}).start()
+    server = ServerProcess(
+        work / "data",
+        role="api",
+        env={"PHOTOSTORE_LOG_LEVEL": "error", "PHOTOSTORE_RATELIMIT__ENABLED": "false"},
+    ).start()
     service_runs: list[float] = []
     raw_runs: list[float] = []
     cpu = {"server": 0.0, "client": 0.0, "raw": 0.0}

@@ -105,7 +105,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     service = ServerProcess(
-        work / "data", env={"PHOTOSTORE_SERVER__WORKERS": str(opts.workers), "PHOTOSTORE_LOG_LEVEL": "error"}
+        work / "data",
+        env={
+            "PHOTOSTORE_SERVER__WORKERS": str(opts.workers),
+            "PHOTOSTORE_LOG_LEVEL": "error",
+            "PHOTOSTORE_RATELIMIT__ENABLED": "false",
+        },
     ).start()
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -197,6 +197,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-timeline-"))
     env = {
         "PHOTOSTORE_LOG_LEVEL": "error",
+        "PHOTOSTORE_RATELIMIT__ENABLED": "false",  # measures the store, not the limits
         "PHOTOSTORE_PLACEMENT__SHARDS": "1",
         "PHOTOSTORE_METADATA__BACKEND": "postgres",
         "PHOTOSTORE_METADATA__POSTGRES__DSN_TEMPLATE": dsn.replace(database, f"{prefix}_{{shard}}"),

@@ -454,7 +454,16 @@ def _bytes(amount: float) -> str:
     return f"{amount:.0f} B"
 
 
-from photostore import cli_capacity, cli_cost, cli_ops, cli_rebalance, cli_regions, cli_tier  # noqa: E402 - they register their commands
+from photostore import (  # noqa: E402 - they register their commands
+    cli_capacity,
+    cli_cost,
+    cli_integrity,
+    cli_keys,
+    cli_ops,
+    cli_rebalance,
+    cli_regions,
+    cli_tier,
+)
 
 cli_rebalance.register(app, shards_app, buckets_app)
 cli_regions.register(app)
@@ -462,6 +471,8 @@ cli_ops.register(app)
 cli_capacity.register(app)
 cli_cost.register(app)
 cli_tier.register(app)
+cli_integrity.register(app)
+cli_keys.register(app)
 
 
 def main() -> None:

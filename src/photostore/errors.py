@@ -136,6 +136,14 @@ class BlobNotFound(PhotostoreError):
     title = "Object not found"
 
 
+class ObjectCorrupt(PhotostoreError):
+    """Stored bytes failed their SHA-256 check: quarantined, never served."""
+
+    status = 500
+    code = "object_corrupt"
+    title = "The stored object failed its integrity check"
+
+
 class BackendUnavailable(PhotostoreError):
     """A storage engine could not be reached or failed; the operation may be retried."""
 

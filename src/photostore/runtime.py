@@ -18,6 +18,7 @@ from photostore.cache.tiered import TieredCache
 from photostore.errors import ConfigError
 from photostore.events.port import EventLog
 from photostore.ids import placement_key_of
+from photostore.integrity.quarantine import quarantine_bucket
 from photostore.metadata.port import MetadataStore
 from photostore.pipeline.notify import Notifier
 from photostore.placement.bucket_map import BucketMap
@@ -115,15 +116,20 @@ def build_blobs(settings: Settings, bucket_names: list[str]) -> BlobStore:
 
 
 def _bucket_names(settings: Settings, bucket_map: BucketMap) -> list[str]:
-    """The map's buckets, then the cold tier's (which no map may name: a rebalance would fill it)."""
-    cold = sorted(cold_buckets(settings))
-    taken = sorted(set(cold) & set(bucket_map.buckets))
-    if taken:
-        raise ConfigError(
-            f"tiering.cold_bucket {taken[0]!r} is one of the placement's buckets {list(bucket_map.buckets)}; "
-            "choose a bucket of its own for cold originals"
-        )
-    return [*bucket_map.buckets, *cold]
+    """The map's buckets, then the cold tier's. The quarantine is opened on first use (most
+    deployments never need it). No map may name either: a rebalance would fill them."""
+    own = {name: "tiering.cold_bucket" for name in cold_buckets(settings)}
+    quarantine = quarantine_bucket(settings)
+    if quarantine in own:
+        raise ConfigError("tiering.cold_bucket and integrity.quarantine_bucket must be different buckets")
+    own[quarantine] = "integrity.quarantine_bucket"
+    for name, setting in own.items():
+        if name in bucket_map.buckets:
+            raise ConfigError(
+                f"{setting} {name!r} is one of the placement's buckets {list(bucket_map.buckets)}; "
+                "choose a bucket of its own"
+            )
+    return [*bucket_map.buckets, *cold_buckets(settings)]
 
 
 def _regional_read_endpoint(settings: Settings) -> S3EndpointSettings | None:

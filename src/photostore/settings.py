@@ -277,6 +277,42 @@ class TieringSettings(Section):
         return self
 
 
+class RateLimitSettings(Section):
+    """Requests per API key (photostore.ratelimit): GCRA, in Redis when the cache is."""
+
+    enabled: bool = True
+    requests_per_s: float = Field(default=200.0, gt=0, description="sustained requests a second, per key")
+    burst: int = Field(
+        default=1000,
+        ge=1,
+        description="requests at once after an idle period, per key (a grid of thumbnails)",
+    )
+    store: Literal["auto", "memory", "redis"] = Field(
+        default="auto", description="auto: redis when cache.backend is redis (shared by every process)"
+    )
+    key_prefix: str = "rl:"
+
+
+class IntegritySettings(Section):
+    """Checking stored bytes against the SHA-256 kept with each object (photostore.integrity)."""
+
+    verify_reads: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="share of whole-object reads from a bucket checked first",
+    )
+    quarantine_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="where corrupt objects are moved; unset: <placement.bucket_prefix>quarantine",
+    )
+    gc_grace: timedelta = Field(
+        default=timedelta(days=1),
+        description="photostore gc deletes an object no row names only once it is this old",
+    )
+
+
 REGION_NAME = r"^[a-z][a-z0-9-]{0,40}$"
 
 
@@ -595,6 +631,8 @@ class Settings(BaseSettings):
     imaging: ImagingSettings = ImagingSettings()
     rebalance: RebalanceSettings = RebalanceSettings()
     tiering: TieringSettings = TieringSettings()
+    integrity: IntegritySettings = IntegritySettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
     regions: RegionsSettings = RegionsSettings()
     geo: GeoSettings = GeoSettings()
     edge: EdgeSettings = EdgeSettings()

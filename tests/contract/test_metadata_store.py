@@ -302,6 +302,30 @@ async def test_api_key_round_trip_and_revocation(env: Env) -> None:
     assert await env.store.revoke_api_key(user.id, "k_unknown") is False
 
 
+async def test_a_users_keys_are_listed_oldest_first_revoked_included(env: Env) -> None:
+    user, other = await new_user(env), await new_user(env)
+    t0 = now()
+
+    def key_of(owner: User, minutes: int) -> ApiKey:
+        return ApiKey(
+            key_id="k_" + secrets.token_hex(8),
+            user_id=owner.id,
+            secret_sha256=secrets.token_bytes(32),
+            scopes=frozenset({Scope.READ}),
+            created_at=t0 + timedelta(minutes=minutes),
+        )
+
+    newer, older, theirs = key_of(user, 5), key_of(user, 1), key_of(other, 0)
+    for key in (newer, older, theirs):
+        await env.store.add_api_key(key)
+    await env.store.revoke_api_key(user.id, older.key_id)
+    listed = await env.store.list_api_keys(user.id)
+    assert [k.key_id for k in listed] == [older.key_id, newer.key_id]
+    assert listed[0].revoked_at is not None
+    assert listed[1] == newer
+    assert await env.store.list_api_keys(neighbour_of(user).id) == []
+
+
 async def test_rows_land_on_the_shard_the_resolver_gives(env: Env) -> None:
     for shard in range(SHARDS):
         user = await new_user(env, shard)

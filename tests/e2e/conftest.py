@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.cluster import tenant_of
+from tests.support.cluster import server_in_mode
 from tests.support.server import ServerProcess, create_user
 
 MAX_UPLOAD = 3 * 1024 * 1024
@@ -22,17 +22,9 @@ MAX_UPLOAD = 3 * 1024 * 1024
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp(f"e2e-{request.param}") / "data"
-    proc = ServerProcess(data_dir, env={"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)})
-    if request.param == "cluster":
-        proc.tenant = tenant_of(request.getfixturevalue("cluster_state"))
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        if proc.tenant is not None:
-            proc.tenant.drop_databases()
+    yield from server_in_mode(
+        request, tmp_path_factory, "e2e", {"PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}
+    )
 
 
 def _client(server: ServerProcess, name: str) -> Iterator[httpx.Client]:

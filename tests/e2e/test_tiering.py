@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cluster import tenant_of
+from tests.support.cluster import server_in_mode
 from tests.support.http import stored_objects
 from tests.support.images import jpeg
 from tests.support.server import PHOTOSTORE, ServerProcess, create_user, wait_ready_photo
@@ -32,15 +32,8 @@ def _cold_bucket(server: ServerProcess) -> str:
     return "photos-cold" if server.tenant is None else f"{server.tenant.bucket_prefix}cold"
 
 
-@pytest.fixture(scope="module", params=["embedded", "cluster"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp(f"tiering-{request.param}") / "data"
-    proc = ServerProcess(data_dir)
-    if request.param == "cluster":
-        proc.tenant = tenant_of(request.getfixturevalue("cluster_state"))
-    proc.env = {
+def _env(proc: ServerProcess) -> dict[str, str]:
+    return {
         "PHOTOSTORE_TIERING__COLD_BUCKET": _cold_bucket(proc),
         "PHOTOSTORE_TIERING__COLD_AFTER": f"PT{COLD_AFTER_S}S",
         "PHOTOSTORE_TIERING__ACCESS_RESOLUTION": "PT1S",
@@ -48,13 +41,13 @@ def server(
         # Sources outlive a switch briefly: the views a reader may hold are re-read on a miss.
         "PHOTOSTORE_REBALANCE__OBJECT_GRACE_S": "0.5",
     }
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        if proc.tenant is not None:
-            proc.tenant.drop_databases()
+
+
+@pytest.fixture(scope="module", params=["embedded", "cluster"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    yield from server_in_mode(request, tmp_path_factory, "tiering", _env)
 
 
 def _tier(server: ServerProcess, command: str, as_of: datetime) -> dict[str, Any]:

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
+import pytest
 
 from photostore.cluster.local import ClusterState, cluster_down, cluster_up
 from photostore.errors import BackendUnavailable, ConfigError
 from photostore.runtime import build_blobs
 from photostore.settings import load_settings
 from tests.support.engines.availability import unavailable
+
+if TYPE_CHECKING:
+    from tests.support.server import ServerProcess
 
 POSTGRES_SERVER = "postgresql://postgres:postgres@127.0.0.1:5432"
 
@@ -70,6 +75,16 @@ class ClusterTenant:
             await store.close()
         return found
 
+    async def put_object(self, bucket: str, key: str, data: bytes) -> None:
+        """Write ``data`` at ``bucket/key`` straight into the tenant's S3 (as bit rot would)."""
+        settings = load_settings(self.settings_file, placement={"bucket_prefix": self.bucket_prefix})
+        store = build_blobs(settings, [bucket])
+        await store.start()
+        try:
+            await store.put(bucket, key, data)
+        finally:
+            await store.close()
+
     def drop_databases(self) -> None:
         async def drop() -> None:
             conn = await asyncpg.connect(f"{POSTGRES_SERVER}/postgres")
@@ -87,3 +102,27 @@ class ClusterTenant:
 
 def tenant_of(state: ClusterState) -> ClusterTenant:
     return ClusterTenant(state.settings_file, secrets.token_hex(4))
+
+
+def server_in_mode(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    env: Callable[[ServerProcess], dict[str, str]] | dict[str, str] | None = None,
+) -> Iterator[ServerProcess]:
+    """The body of a module's ``server`` fixture parametrized by mode ("embedded" or "cluster"):
+    a started server (on its own corner of the local cluster in cluster mode), stopped and its
+    databases dropped afterwards. ``env`` may depend on the server (its tenant's bucket prefix)."""
+    from tests.support.server import ServerProcess
+
+    proc = ServerProcess(tmp_path_factory.mktemp(f"{label}-{request.param}") / "data")
+    if request.param == "cluster":
+        proc.tenant = tenant_of(request.getfixturevalue("cluster_state"))
+    proc.env = (env(proc) if callable(env) else env) or {}
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        if proc.tenant is not None:
+            proc.tenant.drop_databases()

@@ -30,3 +30,12 @@ def stored_objects(server: ServerProcess, extra_buckets: Sequence[str] = ()) -> 
         root = server.data_dir / "buckets"
         return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     return asyncio.run(server.tenant.list_objects(extra_buckets))
+
+
+def overwrite_object(server: ServerProcess, path: str, data: bytes) -> None:
+    """Replace the stored object ``bucket/key`` behind the server's back (bit rot, a bad disk)."""
+    if server.tenant is None:
+        (server.data_dir / "buckets" / path).write_bytes(data)
+        return
+    bucket, key = path.split("/", 1)
+    asyncio.run(server.tenant.put_object(bucket, key, data))

@@ -28,6 +28,8 @@ from photostore.api.problems import from_error, problem
 from photostore.api.scaling_metrics import export_gauges
 from photostore.blobs.regional import RegionalReads
 from photostore.errors import PhotostoreError
+from photostore.integrity.quarantine import Quarantine, quarantine_bucket
+from photostore.integrity.reads import ReadVerifier
 from photostore.logs import configure_logging
 from photostore.metadata.port import MetadataStore
 from photostore.metadata.sql_store import SqlMetadataStore
@@ -36,6 +38,7 @@ from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices, Role
 from photostore.pipeline.upload import UploadService
+from photostore.ratelimit.factory import build_limiter
 from photostore.runtime import open_runtime
 from photostore.settings import Settings, load_settings
 
@@ -191,6 +194,18 @@ def _process_stats(ctx: ApiContext) -> Iterable[tuple[str, str, str, dict[str, s
         float(ctx.background.reconciler.stats.redriven),
     )
     yield from _store_stats(ctx.runtime.metadata)
+    verifier = ctx.reader.verifier
+    if verifier is not None:
+        checked, corrupt = float(verifier.checked), float(verifier.corrupt)
+        yield "counter", "photostore_integrity_checked", "reads checked against their SHA-256", {}, checked
+        yield "counter", "photostore_integrity_corrupt", "reads that failed it (quarantined)", {}, corrupt
+    if ctx.limiter is not None:
+        limits = ctx.limiter.stats
+        for outcome, count in (("allowed", limits.allowed), ("limited", limits.limited)):
+            labels = {"outcome": outcome}
+            yield "counter", "photostore_rate_limit", "requests by rate-limit outcome", labels, float(count)
+        errors = float(limits.store_errors)
+        yield "counter", "photostore_rate_limit_store_errors", "limit checks the store failed", {}, errors
     if ctx.access is not None:
         access = ctx.access.stats
         yield "counter", "photostore_original_reads", "originals read", {}, float(access.reads)
@@ -233,6 +248,8 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=BLOCKING_THREADS))
         runtime = await open_runtime(chosen)
         background = BackgroundServices(runtime, chosen_role)
+        quarantine = Quarantine(runtime.blobs, quarantine_bucket(chosen))
+        verifier = ReadVerifier(quarantine, chosen.integrity.verify_reads)
         ctx = ApiContext(
             runtime=runtime,
             auth=Authenticator(runtime.metadata, runtime.cache),
@@ -240,7 +257,11 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
                 runtime.metadata, runtime.blobs, runtime.bucket_map, chosen.limits, runtime.notifier
             ),
             reader=PhotoReader(
-                runtime.metadata, runtime.blobs, runtime.cache, chosen.imaging.keep_gps_for_owner
+                runtime.metadata,
+                runtime.blobs,
+                runtime.cache,
+                chosen.imaging.keep_gps_for_owner,
+                verifier,
             ),
             metrics=metrics,
             background=background,
@@ -249,6 +270,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
         )
         serves_api = chosen_role in ("all", "api")
         if serves_api:
+            ctx.limiter = build_limiter(chosen)
             ctx.access = AccessTracker(
                 runtime.metadata,
                 resolution_s=chosen.tiering.access_resolution.total_seconds(),
@@ -286,6 +308,8 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
                 await asyncio.gather(access_flusher, return_exceptions=True)
                 await ctx.access.flush()  # the reads noted since the last tick
             await background.stop()
+            if ctx.limiter is not None:
+                await ctx.limiter.close()
             await runtime.close()
             if ctx.cdn is not None:
                 ctx.cdn.close()

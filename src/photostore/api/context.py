@@ -13,6 +13,7 @@ from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.reads import PhotoReader
 from photostore.pipeline.services import BackgroundServices
 from photostore.pipeline.upload import UploadService
+from photostore.ratelimit.limiter import RateLimiter
 from photostore.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class ApiContext:
     variant_names: frozenset[str]
     cdn: CdnLinks | None = None  # signed CDN URLs, when cdn.providers is configured
     access: AccessTracker | None = None  # reads of originals, for tiering (api role only)
+    limiter: RateLimiter | None = None  # requests per API key (ratelimit.enabled)
 
 
 def context_of(request: Request) -> ApiContext:

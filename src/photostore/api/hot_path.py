@@ -77,6 +77,8 @@ class HotPath:
         principal = ctx.auth.verified(authorization.decode("latin-1"))
         if principal is None or not principal.can(KeyScope.READ):
             return None
+        if ctx.limiter is not None and not ctx.limiter.allow_now(principal.key_id):
+            return None  # no lease in hand: the full path asks the limiter's store
         ctx.metrics.active_users.seen(principal.user_id)
         found = ctx.reader.cached_derivative(parts[3], parts[5], principal.user_id.hex)
         if found is None:

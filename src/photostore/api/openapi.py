@@ -45,6 +45,7 @@ _BYTES_RESPONSES = {
     "304": {"description": "not modified (If-None-Match matched the ETag)"},
     "404": _problem("no such photo for this user"),
     "416": _problem("range outside the object"),
+    "500": _problem("object_corrupt: the stored bytes failed their SHA-256 check and were quarantined"),
     **_AUTH_ERRORS,
 }
 _RANGE_HEADERS = [

@@ -37,6 +37,8 @@ async def _principal(request: Request, route: str, scope: Scope) -> tuple[ApiCon
     request.scope[ROUTE_KEY] = route
     ctx = context_of(request)
     principal = await ctx.auth.authenticate(request.headers.get("authorization"))
+    if ctx.limiter is not None:
+        await ctx.limiter.acquire(principal.key_id)
     principal.require(scope)
     ctx.metrics.active_users.seen(principal.user_id)
     return ctx, principal

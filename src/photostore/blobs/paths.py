@@ -31,3 +31,18 @@ def variant_key(photo_id: uuid.UUID, variant: str, image_format: str) -> str:
 def storage_url(bucket: str, key: str) -> str:
     """The spec's storage_path form: ``s3://<bucket>/<key>``."""
     return f"s3://{bucket}/{key}"
+
+
+def parse_object_key(key: str) -> tuple[uuid.UUID, str] | None:
+    """The photo id and object name ("original" or the variant's) of a key this module made; None
+    for any other key."""
+    name = key.rsplit("/", 1)[-1]
+    try:
+        photo_id = uuid.UUID(name[:36])
+    except ValueError:
+        return None
+    rest = name[36:]
+    if not rest:
+        return photo_id, "original"
+    variant = rest[1:].split(".", 1)[0]
+    return (photo_id, variant) if rest.startswith(".") and variant else None

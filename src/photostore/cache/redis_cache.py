@@ -152,7 +152,7 @@ class RedisCache:
         """
         if not seed_nodes:
             raise ValueError("a Redis Cluster needs at least one seed node")
-        startup = [ClusterNode(*_host_port(seed)) for seed in seed_nodes]
+        startup = [ClusterNode(*host_port(seed)) for seed in seed_nodes]
         client = RedisCluster(
             startup_nodes=startup,
             socket_timeout=socket_timeout_s,
@@ -283,7 +283,7 @@ class RedisCache:
         return result
 
 
-def _host_port(seed: str) -> tuple[str, int]:
+def host_port(seed: str) -> tuple[str, int]:
     """``host:port`` (a ``redis://`` prefix is tolerated) as a pair."""
     address = seed.removeprefix("redis://").rstrip("/")
     host, sep, port = address.rpartition(":")

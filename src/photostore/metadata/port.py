@@ -50,6 +50,9 @@ class MetadataStore(Protocol):
 
     async def get_api_key(self, user_id: uuid.UUID, key_id: str) -> ApiKey | None: ...
 
+    async def list_api_keys(self, user_id: uuid.UUID) -> list[ApiKey]:
+        """Every key of the user, revoked ones included, oldest first."""
+
     async def revoke_api_key(self, user_id: uuid.UUID, key_id: str) -> bool: ...
 
     # photos

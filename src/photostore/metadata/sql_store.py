@@ -370,6 +370,16 @@ class SqlMetadataStore:
         row = await self._read_one(self.shard_of(user_id), stmt, "get_api_key", concerning=user_id)
         return None if row is None else rows.to_api_key(row)
 
+    async def list_api_keys(self, user_id: uuid.UUID) -> list[ApiKey]:
+        """Every key of the user, revoked ones included, oldest first."""
+        stmt = (
+            select(api_keys)
+            .where(api_keys.c.user_id == user_id)
+            .order_by(api_keys.c.created_at, api_keys.c.key_id)
+        )
+        found = await self._read_rows(self.shard_of(user_id), stmt, "list_api_keys", concerning=user_id)
+        return [rows.to_api_key(row) for row in found]
+
     async def revoke_api_key(self, user_id: uuid.UUID, key_id: str) -> bool:
         """True if this call revoked the key; False if it is unknown or was already revoked."""
         stmt = (

@@ -16,7 +16,8 @@ import orjson
 from photostore.blobs.port import BlobStore
 from photostore.cache.tiered import TieredCache
 from photostore.domain import Photo, PhotoStatus, Variant
-from photostore.errors import PhotoNotFound
+from photostore.errors import BlobNotFound, PhotoNotFound
+from photostore.integrity.reads import ReadVerifier
 from photostore.metadata.port import MetadataStore
 from photostore.pipeline import cache_keys
 from photostore.pipeline.memo import Memo
@@ -62,10 +63,16 @@ def _decode(raw: bytes) -> PhotoView:
 
 class PhotoReader:
     def __init__(
-        self, metadata: MetadataStore, blobs: BlobStore, cache: TieredCache, include_location: bool
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        cache: TieredCache,
+        include_location: bool,
+        verifier: ReadVerifier | None = None,
     ) -> None:
         self._metadata = metadata
         self._blobs = blobs
+        self._verifier = verifier
         self._cache = cache
         self._include_location = include_location
         # Decoded views by their cached bytes: a changed view is new bytes, so never stale.
@@ -162,13 +169,32 @@ class PhotoReader:
             cached = await self._cache.get(key)
             if cached is not None:
                 return cached
-        data = await self._blobs.get(ref.bucket, ref.key)
+        try:
+            data = await self._blobs.get(ref.bucket, ref.key)
+        except BlobNotFound:
+            await self._quarantined(ref)
+            raise
+        if self._verifier is not None:
+            await self._verifier.check(ref.bucket, ref.key, data, ref.sha256)
         if cacheable:
             await self._cache.set(key, data, BLOB_TTL_S)
         return data
 
     async def read_range(self, ref: BlobRef, start: int, end: int) -> bytes:
-        return await self._blobs.get_range(ref.bucket, ref.key, start, end)
+        try:
+            return await self._blobs.get_range(ref.bucket, ref.key, start, end)
+        except BlobNotFound:
+            await self._quarantined(ref)
+            raise
+
+    @property
+    def verifier(self) -> ReadVerifier | None:
+        return self._verifier
+
+    async def _quarantined(self, ref: BlobRef) -> None:
+        """ObjectCorrupt when a missing object was taken by the quarantine (never served again)."""
+        if self._verifier is not None:
+            await self._verifier.raise_if_quarantined(ref.bucket, ref.key)
 
     async def forget(self, photo_id: uuid.UUID) -> None:
         await self._cache.delete(cache_keys.photo_view(photo_id))

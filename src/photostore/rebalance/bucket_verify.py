@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from photostore.blobs.checksum import sha256_hex
 from photostore.blobs.port import BlobStore
 from photostore.domain import Photo, Variant
 from photostore.errors import BlobNotFound
@@ -22,7 +22,6 @@ from photostore.rebalance.bucket_results import Progress, Tracker
 
 T = TypeVar("T")
 ORIGINAL = "original"
-_HASH_IN_THREAD_BYTES = 1 << 20  # hash larger objects off the event loop
 
 
 # --- objects of a photo ------------------------------------------------------------------------------
@@ -47,10 +46,7 @@ def objects_of(photo: Photo, variants: Iterable[Variant]) -> list[PhotoObject]:
     ]
 
 
-async def sha256_of(data: bytes) -> str:
-    if len(data) >= _HASH_IN_THREAD_BYTES:
-        return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-    return hashlib.sha256(data).hexdigest()
+sha256_of = sha256_hex  # the name the movers use
 
 
 async def bounded(limit: int, jobs: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from photostore import ids
-from photostore.blobs.paths import date_prefix, original_key, storage_url, variant_key
+from photostore.blobs.paths import date_prefix, original_key, parse_object_key, storage_url, variant_key
 
 
 def id_at(moment: datetime, key: int = 0x1234_5678) -> uuid.UUID:
@@ -88,3 +88,19 @@ def test_variant_keys_differ_by_variant_name() -> None:
 def test_storage_url() -> None:
     photo_id = id_at(datetime(2024, 2, 29, tzinfo=UTC))
     assert storage_url("photos-3", original_key(photo_id)) == f"s3://photos-3/photos/2024/02/29/{photo_id}"
+
+
+def test_object_keys_parse_back_to_their_photo_and_object() -> None:
+    photo_id = id_at(datetime(2024, 2, 29, tzinfo=UTC))
+    assert parse_object_key(original_key(photo_id)) == (photo_id, "original")
+    assert parse_object_key(variant_key(photo_id, "thumb", "WEBP")) == (photo_id, "thumb")
+    assert parse_object_key(variant_key(photo_id, "preview_2x", "JPEG")) == (photo_id, "preview_2x")
+    for foreign in (
+        "",
+        "README",
+        "photos/2024/02/29/not-a-uuid",
+        f"photos/{photo_id}x",
+        f"{photo_id}.",
+        "a/b/",
+    ):
+        assert parse_object_key(foreign) is None, foreign
