@@ -44,8 +44,8 @@ def truncated(what: str) -> InvalidImage:
     return InvalidImage(f"the file is truncated or corrupt: {what}")
 
 
-def check_jpeg(data: bytes) -> None:
-    """Walk the JPEG marker structure from SOI to EOI."""
+def check_jpeg(data: bytes) -> int:
+    """Walk the JPEG marker structure from SOI to EOI; return where the image ends."""
     if data[:2] != b"\xff\xd8":
         raise truncated("JPEG without a start-of-image marker")
     pos, seen_frame, seen_scan = 2, False, False
@@ -54,7 +54,7 @@ def check_jpeg(data: bytes) -> None:
         if marker == _EOI:
             if not seen_scan:
                 raise truncated("JPEG has no image data")
-            return
+            return pos + 2
         if marker in _STANDALONE:
             pos += 2
             continue
@@ -100,15 +100,18 @@ def _jpeg_segment_end(data: bytes, pos: int, marker: int) -> int:
 _PNG_END = b"\x00\x00\x00\x00IEND\xae\x42\x60\x82"  # the whole IEND chunk, CRC included
 
 
-def check_png(im: Image.Image, data: bytes) -> None:
-    """Verify every chunk CRC up to IEND (``im`` must be freshly opened; it is unusable after)."""
+def check_png(im: Image.Image, data: bytes) -> int:
+    """Verify every chunk CRC up to IEND (``im`` must be freshly opened; it is unusable after);
+    return where the image ends."""
     im.verify()
-    if data.rfind(_PNG_END) < 0:  # verify() stops at the IEND type and never reads its CRC
+    end = data.find(_PNG_END)
+    if end < 0:  # verify() stops at the IEND type and never reads its CRC
         raise truncated("PNG ends inside its IEND chunk")
+    return end + len(_PNG_END)
 
 
-def check_gif(data: bytes, max_frames: int) -> int:
-    """Walk the GIF blocks to the trailer; return the number of frames.
+def check_gif(data: bytes, max_frames: int) -> tuple[int, int]:
+    """Walk the GIF blocks to the trailer; return the number of frames and where the image ends.
 
     Raises ``ImageTooLarge`` as soon as the count passes ``max_frames``, so a GIF with a million frames
     costs no more than one with ``max_frames + 1``.
@@ -124,7 +127,7 @@ def check_gif(data: bytes, max_frames: int) -> int:
         if block == 0x3B:  # trailer
             if frames == 0:
                 raise truncated("GIF has no image")
-            return frames
+            return frames, pos + 1
         if block == 0x21:  # extension: label, then sub-blocks
             pos = _skip_sub_blocks(data, pos + 2)
         elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size, sub-blocks
@@ -151,8 +154,8 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
     raise truncated("GIF data sub-blocks cut short")
 
 
-def check_webp(data: bytes) -> None:
-    """The RIFF container: its length matches the file, every chunk lies inside it."""
+def check_webp(data: bytes) -> int:
+    """The RIFF container: its length fits the file, every chunk lies inside it; return its end."""
     if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise truncated("WebP header cut short")
     end = 8 + int.from_bytes(data[4:8], "little")
@@ -170,6 +173,7 @@ def check_webp(data: bytes) -> None:
         chunks += 1
     if chunks == 0:
         raise truncated("WebP has no chunks")
+    return end
 
 
 def check_isobmff(data: bytes) -> None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from photostore.errors import EmptyBody, ImageTooLarge, InvalidImage, UnsupportedFormat
-from photostore.imaging import _pillow, integrity
+from photostore.imaging import _pillow, integrity, polyglot
 from photostore.imaging.exif import image_orientation
+from photostore.imaging.exif_check import check_exif
 from photostore.settings import LimitSettings
 
 # Decoders that apply the orientation themselves and report the displayed size.
@@ -57,9 +58,12 @@ def probe(data: bytes, limits: LimitSettings) -> ImageInfo:
     if not data:
         raise EmptyBody("the upload has no bytes")
     with _pillow.open_image(data, limits) as im:
+        exif = im.info.get("exif")
+        if isinstance(exif, bytes):
+            check_exif(exif)  # uploads only: a stored photo's variants are still made (derive.py)
         info = inspect_header(im, data, limits)
         with _pillow.parse_guard("cannot read the image structure"):
-            _check_integrity(im, info.format, data)
+            _check_integrity(im, info.format, data, limits)
     return info
 
 
@@ -107,7 +111,7 @@ def _orientation(im: Image.Image) -> int:
 
 def _count_frames(im: Image.Image, fmt: str, data: bytes, max_frames: int) -> int:
     if fmt == "GIF":
-        return integrity.check_gif(data, max_frames)  # also checks the structure
+        return integrity.check_gif(data, max_frames)[0]  # also checks the structure
     if fmt == "JPEG":
         return 1  # an MPO's extra pictures (depth maps, previews) are not frames of the photo
     if fmt == "TIFF":
@@ -135,14 +139,20 @@ def _count_tiff_pages(im: Image.Image, max_frames: int) -> int:
     return pages
 
 
-def _check_integrity(im: Image.Image, fmt: str, data: bytes) -> None:
+def _check_integrity(im: Image.Image, fmt: str, data: bytes, limits: LimitSettings) -> None:
+    """The container's structure, then what follows the image (see ``polyglot``)."""
+    end: int | None = None
     if fmt == "JPEG":
-        integrity.check_jpeg(data)
+        end = integrity.check_jpeg(data)
     elif fmt == "PNG":
-        integrity.check_png(im, data)
+        end = integrity.check_png(im, data)
     elif fmt == "WEBP":
-        integrity.check_webp(data)
+        end = integrity.check_webp(data)
+    elif fmt == "GIF":
+        end = integrity.check_gif(data, limits.max_frames)[1]
     elif fmt in ("HEIF", "AVIF"):
         integrity.check_isobmff(data)
     elif fmt == "TIFF":
         integrity.check_tiff(im, len(data))
+    if end is not None:
+        polyglot.check_trailer(fmt, data[end:])

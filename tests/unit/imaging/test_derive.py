@@ -226,8 +226,10 @@ def test_the_orientation_is_applied_once_in_every_format(fmt: str) -> None:
 # Pillow warns about the corrupt EXIF while opening a JPEG (it looks there for the DPI). Outside the
 # tests a warning is only a warning; under -W error it would abort the open, so let it be one here.
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
-def test_a_broken_exif_block_does_not_stop_the_variants() -> None:
+def test_a_broken_exif_block_is_refused_at_upload_but_does_not_stop_the_variants() -> None:
     data = factory.jpeg_with_raw_exif(b"MM\x00\x2a\xff\xff\xff\xf0 not an IFD")
 
-    assert probe(data, LIMITS).orientation == 1
+    with pytest.raises(InvalidImage, match="EXIF block is malformed"):
+        probe(data, LIMITS)
+    # A photo stored before uploads were checked this strictly still gets its variants.
     assert _sizes(make_derivatives(data, DEFAULT_SPECS, LIMITS)) == {"thumb": (64, 48), "preview": (64, 48)}
