@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-tools test-long install lint typecheck bench bench-deps clean
+.PHONY: run test test-tools test-long fuzz install lint typecheck bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(STAMP) test-tools
 test-long: $(STAMP)
 	PHOTOSTORE_TEST_REBALANCE_KILLS=40 $(BIN)/python -m pytest tests/faults/test_rebalance_kill.py -p no:randomly --timeout=3600
 	PHOTOSTORE_TIER_KILLS=50 $(BIN)/python -m pytest tests/engines/test_tiering_sigkill.py -p no:randomly --timeout=3600
+
+## Fuzz upload validation and EXIF parsing for ten minutes; a crash is saved in tests/fuzz/regressions/.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.seeds .fuzz-corpus
+	$(BIN)/python -m tests.fuzz.image_harness .fuzz-corpus -max_len=65536 -max_total_time=600 \
+		-artifact_prefix=tests/fuzz/regressions/crash-
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
