@@ -81,6 +81,11 @@ class SignatureInvalid(Forbidden):
     title = "The URL signature is missing, wrong, or expired"
 
 
+class LocationPrivate(Forbidden):
+    code = "location_private"
+    title = "This original's location cannot be removed for sharing"
+
+
 class NotFound(PhotostoreError):
     status = 404
     code = "not_found"

@@ -184,3 +184,38 @@ def test_rotation_keeps_old_urls_valid_until_the_old_key_is_retired(
     origin.restart({"k2": NEW_SECRET}, active="k2")  # k1 retired
     assert_problem(httpx.get(old_url, timeout=30), 403, "signature_invalid")
     assert httpx.get(new_url, timeout=30).content == data
+
+
+def test_a_shared_original_loses_its_location_and_the_owner_keeps_it(origin: Origin) -> None:
+    from photostore.imaging.exif import read_exif
+    from photostore.imaging.samples import sample_exif
+
+    _, key = create_user(origin.server.url, "traveller")
+    located = images.jpeg(320, 240, seed=78, exif=sample_exif(gps=True))
+    heic = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 99, 199)).save(heic, "HEIF", exif=sample_exif(gps=True).tobytes())
+    with httpx.Client(
+        base_url=origin.server.url, headers={"authorization": f"Bearer {key}"}, timeout=30
+    ) as owner:
+        jpeg_photo = owner.post("/v1/photos", content=located).json()
+        heic_photo = owner.post("/v1/photos", content=heic.getvalue()).json()
+        for made in (jpeg_photo, heic_photo):
+            wait_ready_photo(owner, made["id"])
+        assert owner.get(f"/v1/photos/{jpeg_photo['id']}/original").content == located  # the owner's bytes
+        jpeg_json = owner.get(f"/v1/photos/{jpeg_photo['id']}").json()
+        heic_json = owner.get(f"/v1/photos/{heic_photo['id']}").json()
+    assert "gps" in read_exif(located).data
+
+    shared = httpx.get(jpeg_json["cdn"]["original"], timeout=30)
+    assert shared.status_code == 200
+    assert "gps" not in read_exif(shared.content).data
+    assert read_exif(shared.content).data["taken_at"] == read_exif(located).data["taken_at"]
+    with Image.open(io.BytesIO(shared.content)) as a, Image.open(io.BytesIO(located)) as b:
+        assert a.tobytes() == b.tobytes()  # not re-encoded
+    assert shared.headers["etag"] != f'"{jpeg_json["sha256"]}"'
+    head = httpx.get(jpeg_json["cdn"]["original"], headers={"range": "bytes=0-9"}, timeout=30)
+    assert head.status_code == 206
+    assert head.content == shared.content[:10]
+
+    assert_problem(httpx.get(heic_json["cdn"]["original"], timeout=30), 403, "location_private")
+    assert httpx.get(heic_json["cdn"]["variants"]["thumb"], timeout=30).status_code == 200

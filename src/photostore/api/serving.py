@@ -72,3 +72,26 @@ async def serve_original(
         cacheable=False,
         filename=view.json["filename"],
     )
+
+
+def bytes_response(
+    request: Request, data: bytes, etag: str, content_type: str, cache_control: str, filename: str | None
+) -> Response:
+    """Bytes made for this answer (not stored as such): ETag, 304 and single ranges over ``data``."""
+    headers = {"etag": etag, "cache-control": cache_control, "accept-ranges": "bytes"}
+    if filename is not None:
+        headers["content-disposition"] = f'inline; filename="{filename}"'
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    range_header = request.headers.get("range")
+    if range_header and request.headers.get("if-range", etag).strip() == etag:
+        try:
+            span = parse_range(range_header, len(data))
+        except RangeNotSatisfiable as exc:
+            return from_error(exc, {"content-range": f"bytes */{len(data)}"})
+        if span is not None:
+            start, end = span
+            headers["content-range"] = f"bytes {start}-{end - 1}/{len(data)}"
+            return Response(data[start:end], status_code=206, media_type=content_type, headers=headers)
+    return Response(data, media_type=content_type, headers=headers)
