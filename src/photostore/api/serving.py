@@ -21,6 +21,31 @@ def etag_matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
+def _prelude(
+    request: Request, etag: str, cache_control: str, filename: str | None
+) -> tuple[dict[str, str], Response | None]:
+    """The caching headers, and the 304 when If-None-Match already holds ``etag``."""
+    headers = {"etag": etag, "cache-control": cache_control, "accept-ranges": "bytes"}
+    if filename is not None:
+        headers["content-disposition"] = f'inline; filename="{filename}"'
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, etag):
+        return headers, Response(status_code=304, headers=headers)
+    return headers, None
+
+
+def _span(request: Request, etag: str, size: int) -> tuple[int, int] | Response | None:
+    """The single range asked for (when If-Range allows), a 416, or None for the whole object."""
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if not range_header or (if_range is not None and if_range.strip() != etag):
+        return None
+    try:
+        return parse_range(range_header, size)
+    except RangeNotSatisfiable as exc:
+        return from_error(exc, {"content-range": f"bytes */{size}"})
+
+
 async def serve_blob(
     request: Request,
     reader: PhotoReader,
@@ -31,24 +56,17 @@ async def serve_blob(
     filename: str | None = None,
 ) -> Response:
     etag = f'"{ref.sha256}"'
-    headers = {"etag": etag, "cache-control": cache_control, "accept-ranges": "bytes"}
-    if filename is not None:
-        headers["content-disposition"] = f'inline; filename="{filename}"'
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    if_range = request.headers.get("if-range")
-    range_header = request.headers.get("range")
-    if range_header and (if_range is None or if_range.strip() == etag):
-        try:
-            span = parse_range(range_header, ref.size)
-        except RangeNotSatisfiable as exc:
-            return from_error(exc, {"content-range": f"bytes */{ref.size}"})
-        if span is not None:
-            start, end = span
-            data = await reader.read_range(ref, start, end)
-            headers["content-range"] = f"bytes {start}-{end - 1}/{ref.size}"
-            return Response(data, status_code=206, media_type=ref.content_type, headers=headers)
+    headers, not_modified = _prelude(request, etag, cache_control, filename)
+    if not_modified is not None:
+        return not_modified
+    span = _span(request, etag, ref.size)
+    if isinstance(span, Response):
+        return span
+    if span is not None:
+        start, end = span
+        data = await reader.read_range(ref, start, end)
+        headers["content-range"] = f"bytes {start}-{end - 1}/{ref.size}"
+        return Response(data, status_code=206, media_type=ref.content_type, headers=headers)
     data = await reader.read_bytes(ref, cacheable=cacheable)
     return Response(data, media_type=ref.content_type, headers=headers)
 
@@ -78,20 +96,14 @@ def bytes_response(
     request: Request, data: bytes, etag: str, content_type: str, cache_control: str, filename: str | None
 ) -> Response:
     """Bytes made for this answer (not stored as such): ETag, 304 and single ranges over ``data``."""
-    headers = {"etag": etag, "cache-control": cache_control, "accept-ranges": "bytes"}
-    if filename is not None:
-        headers["content-disposition"] = f'inline; filename="{filename}"'
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    range_header = request.headers.get("range")
-    if range_header and request.headers.get("if-range", etag).strip() == etag:
-        try:
-            span = parse_range(range_header, len(data))
-        except RangeNotSatisfiable as exc:
-            return from_error(exc, {"content-range": f"bytes */{len(data)}"})
-        if span is not None:
-            start, end = span
-            headers["content-range"] = f"bytes {start}-{end - 1}/{len(data)}"
-            return Response(data[start:end], status_code=206, media_type=content_type, headers=headers)
+    headers, not_modified = _prelude(request, etag, cache_control, filename)
+    if not_modified is not None:
+        return not_modified
+    span = _span(request, etag, len(data))
+    if isinstance(span, Response):
+        return span
+    if span is not None:
+        start, end = span
+        headers["content-range"] = f"bytes {start}-{end - 1}/{len(data)}"
+        return Response(data[start:end], status_code=206, media_type=content_type, headers=headers)
     return Response(data, media_type=content_type, headers=headers)
