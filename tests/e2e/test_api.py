@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from urllib.parse import unquote
 
 import httpx
 from jsonschema import Draft202012Validator
@@ -275,3 +276,15 @@ def test_cached_thumbnail_answers_match_the_full_path_and_stay_private(
     # Deleting the photo ends the cached answers at once.
     assert alice.delete(f"/v1/photos/{photo['id']}").status_code == 204
     assert_problem(alice.get(path), 404, "photo_not_found")
+
+
+def test_an_original_with_a_non_latin_name_is_served_with_its_name(alice: httpx.Client) -> None:
+    name = '𤜳 été "quoted".jpg'
+    data = images.jpeg(64, 48, seed=4242)
+    created = alice.post("/v1/photos", files={"file": (name, data, "image/jpeg")})
+    assert created.status_code == 201, created.text
+    response = alice.get(f"/v1/photos/{created.json()['id']}/original")
+    assert response.status_code == 200
+    assert response.content == data
+    disposition = response.headers["content-disposition"]
+    assert unquote(disposition.split("filename*=UTF-8''", 1)[1]) == created.json()["filename"]

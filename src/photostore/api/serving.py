@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,13 +23,20 @@ def etag_matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
+def content_disposition(filename: str) -> str:
+    """``inline`` with the uploader's file name, safe whatever it holds (RFC 6266): an ASCII
+    fallback without quotes, backslashes or control characters, and the exact name UTF-8 encoded."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename) or "photo"
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def _prelude(
     request: Request, etag: str, cache_control: str, filename: str | None
 ) -> tuple[dict[str, str], Response | None]:
     """The caching headers, and the 304 when If-None-Match already holds ``etag``."""
     headers = {"etag": etag, "cache-control": cache_control, "accept-ranges": "bytes"}
     if filename is not None:
-        headers["content-disposition"] = f'inline; filename="{filename}"'
+        headers["content-disposition"] = content_disposition(filename)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return headers, Response(status_code=304, headers=headers)
