@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from photostore.api import cdn, photos
 from photostore.api.cdn import CdnLinks
@@ -93,9 +93,20 @@ async def on_photostore_error(request: Request, exc: Exception) -> Response:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return problem(
-        exc.status_code, code, str(exc.detail), f"{request.method} {request.url.path}: {exc.detail}"
-    )
+    detail = f"{request.method} {request.url.path}: {exc.detail}"
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # RFC 9110: Allow lists every method of the path, over all its routes
+        headers["allow"] = ", ".join(_methods_of(request))
+    return problem(exc.status_code, code, str(exc.detail), detail, headers)
+
+
+def _methods_of(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:
