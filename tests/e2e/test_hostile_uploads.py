@@ -1,17 +1,20 @@
-"""510 hostile uploads (tests/support/hostile.py) against a running service, in both modes: every
-one answered with a 4xx problem+json within a time bound, the process's memory within a bound, and
-not one row or object left behind."""
+"""510 hostile uploads (tests/support/hostile.py) against a running service: every one answered with
+a 4xx problem+json within a time bound, the process's memory within a bound, and not one row or
+object left behind. Validation runs before any store is touched, the same in both modes, so the
+embedded service is asked (test_bad_input.py covers the cluster mode's refusals)."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from tests.support.hostile import hostile_inputs
 from tests.support.http import PROBLEM, stored_objects
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, create_user
 
 SECONDS_PER_UPLOAD = 2.0  # the slowest refusal allowed (most take a few milliseconds)
 MEMORY_GROWTH_BYTES = 256 * 1024 * 1024  # resident memory the whole run may add
@@ -22,6 +25,22 @@ def _resident_bytes(server: ServerProcess) -> float:
     found = re.search(r"^process_resident_memory_bytes (\S+)$", metrics, re.MULTILINE)
     assert found is not None, "the service exports process_resident_memory_bytes"
     return float(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("hostile") / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(server: ServerProcess) -> Iterator[httpx.Client]:
+    _, key = create_user(server.url, "alice")
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as client:
+        yield client
 
 
 def test_every_hostile_upload_is_refused_quickly_and_leaves_nothing(

@@ -1,13 +1,16 @@
 """``photostore keys``: scoped keys are created, listed without secrets, rotated and revoked, and the
-running service honours each at once (keys it has not verified before). Both modes."""
+running service honours each at once (keys it has not verified before). Embedded mode: keys are
+rows on the user's shard, and tests/contract runs the key queries on PostgreSQL too."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.http import assert_problem
 from tests.support.images import jpeg
@@ -27,6 +30,15 @@ def _json(done: subprocess.CompletedProcess[str]) -> Any:
 
 def _as(server: ServerProcess, token: str) -> httpx.Client:
     return httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("keys") / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 def test_scoped_keys_rotation_and_revocation(server: ServerProcess) -> None:

@@ -146,10 +146,9 @@ def test_old_originals_go_cold_stay_readable_and_come_back_when_read(server: Ser
         returning = next(iter(old))
         assert _original(client, returning) == old[returning]
         time.sleep(0.6)  # the read is written within access_flush_s
-        plan = _tier(server, "plan", as_of)
-        assert plan["to_hot"] == {"originals": 1, "bytes": len(old[returning])}, plan
-        assert plan["to_cold"]["originals"] == 0, plan
         result = _tier(server, "run", as_of)
+        assert result["plan"]["to_hot"] == {"originals": 1, "bytes": len(old[returning])}, result
+        assert result["plan"]["to_cold"]["originals"] == 0, result
         assert result["complete"], result
         assert result["objects_moved"] == 1, result
         assert cold not in _where(server, returning)

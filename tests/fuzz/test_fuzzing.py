@@ -17,7 +17,7 @@ from tests.fuzz.seeds import write_seeds
 
 REGRESSIONS = Path(__file__).with_name("regressions")
 ROOT = Path(__file__).parents[2]
-RUNS = 20_000
+RUNS = 10_000
 
 
 def test_a_short_fuzz_run_finds_no_crash(tmp_path: Path) -> None:
