@@ -31,10 +31,13 @@ test: $(STAMP) test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-## The long fault runs: many SIGKILLs of a rebalance and of the tiering job instead of the suite's few.
+## The long runs: many SIGKILLs of a rebalance, the tiering job and the roles; a long schemathesis run.
 test-long: $(STAMP)
 	PHOTOSTORE_TEST_REBALANCE_KILLS=40 $(BIN)/python -m pytest tests/faults/test_rebalance_kill.py -p no:randomly --timeout=3600
 	PHOTOSTORE_TIER_KILLS=50 $(BIN)/python -m pytest tests/engines/test_tiering_sigkill.py -p no:randomly --timeout=3600
+	PHOTOSTORE_CRASH_KILLS=50 PHOTOSTORE_CRASH_UPLOADS=2000 $(BIN)/python -m pytest tests/faults/test_role_kills.py \
+		-p no:randomly --timeout=3600
+	PHOTOSTORE_SCHEMATHESIS_EXAMPLES=500 $(BIN)/python -m pytest tests/e2e/test_openapi_contract.py --timeout=3600
 
 ## Fuzz upload validation and EXIF parsing for ten minutes; a crash is saved in tests/fuzz/regressions/.
 fuzz: $(STAMP)

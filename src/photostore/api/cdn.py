@@ -19,17 +19,20 @@ from starlette.responses import Response
 
 from photostore.api.context import ApiContext, context_of
 from photostore.api.metrics import ROUTE_KEY
-from photostore.api.serving import bytes_response, etag_matches, serve_blob, serve_original
+from photostore.api.serving import (
+    etag_matches,
+    serve_blob,
+    serve_original,
+    serve_original_without_location,
+)
 from photostore.errors import (
     BlobNotFound,
-    LocationPrivate,
     PhotoNotFound,
     RouteNotFound,
     UnknownVariant,
     VariantNotReady,
 )
 from photostore.ids import parse_id
-from photostore.imaging.location import CannotStrip, without_location
 from photostore.imaging.negotiate import MEDIA_TYPES, choose_format, transcode
 from photostore.pipeline.reads import ORIGINAL, BlobRef, PhotoReader, PhotoView
 from photostore.regions.cdn import CdnManager
@@ -116,8 +119,10 @@ async def _serve(
     request: Request, ctx: ApiContext, view: PhotoView, name: str, cache_control: str
 ) -> Response:
     if name == ORIGINAL:
-        if (view.json.get("exif") or {}).get("gps") is not None:
-            return await _original_without_location(request, ctx, view, cache_control)
+        if view.has_location:  # a signed URL is for anyone: never with the location
+            return await serve_original_without_location(
+                request, ctx.reader, view, cache_control, ctx.access, refuse_unstrippable=True
+            )
         return await serve_original(request, ctx.reader, view, cache_control, ctx.access)
     ref = view.blobs.get(name)
     if ref is None:
@@ -137,26 +142,6 @@ async def _serve(
         log.warning("could not convert variant %s of %s to %s", name, view.json["id"], target, exc_info=True)
         return await _stored_variant(request, ctx, ref, cache_control)
     return Response(data, media_type=MEDIA_TYPES[target], headers=headers)
-
-
-async def _original_without_location(
-    request: Request, ctx: ApiContext, view: PhotoView, cache_control: str
-) -> Response:
-    """A signed URL is for anyone: the original's location is removed first (the owner's own API
-    reads keep it), or, where it cannot be removed in place, the original is not served this way."""
-    ref = view.blobs[ORIGINAL]
-    if ctx.access is not None:
-        ctx.access.original_read(view.json["id"])
-    data = await ctx.reader.read_bytes(ref, cacheable=False)
-    try:
-        stripped = await asyncio.to_thread(without_location, data, view.json["format"])
-    except CannotStrip:
-        raise LocationPrivate(
-            f"this {view.json['format']} original carries a location that cannot be removed without "
-            "re-encoding it, so it is not shared by URL; its variants are (they carry no metadata)"
-        ) from None
-    etag = f'"{ref.sha256}-nogps"'
-    return bytes_response(request, stripped, etag, ref.content_type, cache_control, view.json["filename"])
 
 
 async def _stored_variant(request: Request, ctx: ApiContext, ref: BlobRef, cache_control: str) -> Response:

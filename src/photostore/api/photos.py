@@ -15,7 +15,13 @@ from photostore.api.body import read_upload
 from photostore.api.cdn import with_cdn
 from photostore.api.context import ApiContext, context_of
 from photostore.api.metrics import ROUTE_KEY
-from photostore.api.serving import IMMUTABLE, serve_blob, serve_original
+from photostore.api.serving import (
+    IMMUTABLE,
+    ORIGINAL_CACHE,
+    serve_blob,
+    serve_original,
+    serve_original_without_location,
+)
 from photostore.domain import Scope
 from photostore.errors import BadRequest, BlobNotFound, PhotoNotFound, UnknownVariant, VariantNotReady
 from photostore.ids import parse_id
@@ -110,10 +116,20 @@ async def get_original(request: Request) -> Response:
     photo_id = _photo_id(request)
     view = await ctx.reader.view(principal.user_id, photo_id)
     try:
-        return await serve_original(request, ctx.reader, view, access=ctx.access)
+        return await _owners_original(request, ctx, view)
     except BlobNotFound:  # the object moved to another bucket after this view was cached
         view = await ctx.reader.refreshed_view(principal.user_id, photo_id)
-        return await serve_original(request, ctx.reader, view)
+        return await _owners_original(request, ctx, view)
+
+
+async def _owners_original(request: Request, ctx: ApiContext, view: PhotoView) -> Response:
+    """The owner's original: as uploaded, or without its location when the settings say the
+    location is not kept even for the owner (where the format allows removing it in place)."""
+    if view.has_location and not ctx.runtime.settings.imaging.keep_gps_for_owner:
+        return await serve_original_without_location(
+            request, ctx.reader, view, ORIGINAL_CACHE, ctx.access, refuse_unstrippable=False
+        )
+    return await serve_original(request, ctx.reader, view, access=ctx.access)
 
 
 async def get_variant(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -9,7 +10,8 @@ from starlette.responses import Response
 
 from photostore.api.problems import from_error
 from photostore.api.ranges import parse_range
-from photostore.errors import RangeNotSatisfiable
+from photostore.errors import LocationPrivate, RangeNotSatisfiable
+from photostore.imaging.location import CannotStrip, without_location
 from photostore.pipeline.access import AccessTracker
 from photostore.pipeline.reads import ORIGINAL, BlobRef, PhotoReader, PhotoView
 
@@ -116,3 +118,32 @@ def bytes_response(
         headers["content-range"] = f"bytes {start}-{end - 1}/{len(data)}"
         return Response(data[start:end], status_code=206, media_type=content_type, headers=headers)
     return Response(data, media_type=content_type, headers=headers)
+
+
+async def serve_original_without_location(
+    request: Request,
+    reader: PhotoReader,
+    view: PhotoView,
+    cache_control: str,
+    access: AccessTracker | None,
+    *,
+    refuse_unstrippable: bool,
+) -> Response:
+    """The original with its GPS removed in place (``imaging.location``). Where the format cannot
+    be rewritten in place: LocationPrivate when ``refuse_unstrippable``, else the stored bytes."""
+    if access is not None:
+        access.original_read(view.json["id"])
+    ref = view.blobs[ORIGINAL]
+    data = await reader.read_bytes(ref, cacheable=False)
+    try:
+        stripped = await asyncio.to_thread(without_location, data, view.json["format"])
+    except CannotStrip:
+        if refuse_unstrippable:
+            raise LocationPrivate(
+                f"this {view.json['format']} original carries a location that cannot be removed without "
+                "re-encoding it, so it is not shared by URL; its variants are (they carry no metadata)"
+            ) from None
+        stripped, etag = data, f'"{ref.sha256}"'
+    else:
+        etag = f'"{ref.sha256}-nogps"'
+    return bytes_response(request, stripped, etag, ref.content_type, cache_control, view.json["filename"])

@@ -48,17 +48,20 @@ class PhotoView:
     status: str
     json: dict[str, Any]
     blobs: dict[str, BlobRef]  # "original" and each made variant
+    has_location: bool = False  # the original's EXIF holds GPS (whatever the JSON shows)
 
 
 def _encode(view: PhotoView) -> bytes:
     blobs = {name: [b.bucket, b.key, b.content_type, b.sha256, b.size] for name, b in view.blobs.items()}
-    return orjson.dumps({"o": view.owner_hex, "s": view.status, "j": view.json, "b": blobs})
+    return orjson.dumps(
+        {"o": view.owner_hex, "s": view.status, "j": view.json, "b": blobs, "g": view.has_location}
+    )
 
 
 def _decode(raw: bytes) -> PhotoView:
     data = orjson.loads(raw)
     blobs = {name: BlobRef(b[0], b[1], b[2], b[3], b[4]) for name, b in data["b"].items()}
-    return PhotoView(data["o"], data["s"], data["j"], blobs)
+    return PhotoView(data["o"], data["s"], data["j"], blobs, bool(data.get("g", False)))
 
 
 class PhotoReader:
@@ -160,7 +163,8 @@ class PhotoReader:
         for v in variants:
             blobs[v.name] = BlobRef(v.bucket, v.storage_path, v.content_type, v.sha256, v.bytes)
         json = photo_json(photo, variants, include_location=self._include_location)
-        return PhotoView(photo.owner_id.hex, photo.status.value, json, blobs)
+        located = bool(photo.exif and photo.exif.get("gps"))
+        return PhotoView(photo.owner_id.hex, photo.status.value, json, blobs, located)
 
     async def read_bytes(self, ref: BlobRef, *, cacheable: bool) -> bytes:
         """The whole object, from the cache when it is a small immutable derivative."""
