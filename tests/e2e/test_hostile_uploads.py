@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.hostile import hostile_inputs
 from tests.support.http import PROBLEM, stored_objects
-from tests.support.server import ServerProcess, create_user
+from tests.support.server import ServerProcess, create_user, embedded_server
 
 SECONDS_PER_UPLOAD = 2.0  # the slowest refusal allowed (most take a few milliseconds)
 MEMORY_GROWTH_BYTES = 256 * 1024 * 1024  # resident memory the whole run may add
@@ -29,11 +29,7 @@ def _resident_bytes(server: ServerProcess) -> float:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("hostile") / "data").start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from embedded_server(tmp_path_factory, "hostile")
 
 
 @pytest.fixture(scope="module")

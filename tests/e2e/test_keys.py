@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.http import assert_problem
 from tests.support.images import jpeg
-from tests.support.server import PHOTOSTORE, ServerProcess, create_user
+from tests.support.server import PHOTOSTORE, ServerProcess, create_user, embedded_server
 
 
 def _keys(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,11 +34,7 @@ def _as(server: ServerProcess, token: str) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("keys") / "data").start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from embedded_server(tmp_path_factory, "keys")
 
 
 def test_scoped_keys_rotation_and_revocation(server: ServerProcess) -> None:

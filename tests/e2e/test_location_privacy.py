@@ -13,17 +13,13 @@ from PIL import Image
 from photostore.imaging.exif import read_exif
 from photostore.imaging.samples import sample_exif
 from tests.support import images
-from tests.support.server import ServerProcess, create_user, wait_ready_photo
+from tests.support.server import ServerProcess, create_user, embedded_server, wait_ready_photo
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     env = {"PHOTOSTORE_IMAGING__KEEP_GPS_FOR_OWNER": "false"}
-    proc = ServerProcess(tmp_path_factory.mktemp("no-gps") / "data", env=env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from embedded_server(tmp_path_factory, "no-gps", env)
 
 
 def test_the_owner_gets_no_location_when_the_settings_keep_none(server: ServerProcess) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.images import jpeg
-from tests.support.server import ServerProcess, create_user
+from tests.support.server import ServerProcess, create_user, embedded_server
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CHECKS = (
@@ -26,11 +26,7 @@ CHECKS = (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("schemathesis") / "data").start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from embedded_server(tmp_path_factory, "schemathesis")
 
 
 def test_the_api_keeps_its_openapi_contract_under_generated_requests(server: ServerProcess) -> None:

@@ -8,12 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 if TYPE_CHECKING:
     from tests.support.cluster import ClusterTenant
@@ -143,3 +144,14 @@ def wait_ready_photo(client: httpx.Client, photo_id: str, timeout_s: float = 30.
             return body
         time.sleep(0.1)
     raise AssertionError(f"photo {photo_id} not ready after {timeout_s}s: {body}")
+
+
+def embedded_server(
+    tmp_path_factory: pytest.TempPathFactory, label: str, env: Mapping[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """The body of a module's embedded-only ``server`` fixture: started, then stopped."""
+    proc = ServerProcess(tmp_path_factory.mktemp(label) / "data", env=dict(env or {})).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
