@@ -1,7 +1,7 @@
 """Schemathesis (property-based, from the OpenAPI document) against a running service with an API
 key: every phase (examples, coverage, fuzzing, stateful) ends with zero 5xx, zero responses that
 break the schema or their declared content type and headers, and nothing in the server's error log.
-``PHOTOSTORE_SCHEMATHESIS_EXAMPLES`` sets the examples per operation (30 here; raise it for a
+``PHOTOSTORE_SCHEMATHESIS_EXAMPLES`` sets the examples per operation (20 here; raise it for a
 longer run); ``PHOTOSTORE_SCHEMATHESIS_SEED`` replays a run."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_the_api_keeps_its_openapi_contract_under_generated_requests(server: Ser
     )
     assert seeded.status_code == 201, seeded.text
     seed = int(os.environ.get("PHOTOSTORE_SCHEMATHESIS_SEED", random.randrange(1 << 31)))
-    examples = os.environ.get("PHOTOSTORE_SCHEMATHESIS_EXAMPLES", "30")
+    examples = os.environ.get("PHOTOSTORE_SCHEMATHESIS_EXAMPLES", "20")
     done = subprocess.run(
         [
             SCHEMATHESIS,

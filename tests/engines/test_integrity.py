@@ -21,8 +21,10 @@ from photostore.placement.bucket_map import BucketMap
 from photostore.rebalance.buckets import verify_objects
 from tests.support.photo_library import Library, library_fixtures, seed_library
 
-MAP = BucketMap.create(2, prefix="integ-")
-QUARANTINE = "integ-quarantine"
+# The names of test_bucket_moves_sigkill.py's buckets: the bucket tests' SeaweedFS has a volume
+# for 16 buckets in all, and every test empties its buckets after itself.
+MAP = BucketMap.create(2, prefix="kills-")
+QUARANTINE = "kills-3"
 
 shard_databases, spec, library = library_fixtures(MAP, [*MAP.buckets, QUARANTINE])
 

@@ -28,8 +28,10 @@ from tests.support.photo_library import Library, assert_settled, library_fixture
 
 KILLS = int(os.environ.get("PHOTOSTORE_TIER_KILLS", "5"))
 GRACE_S = 0.3
-COLD = "tier-cold"
-MAP = BucketMap.create(2, prefix="tier-")
+# The names of test_bucket_moves_sigkill.py's buckets: the bucket tests' SeaweedFS has a volume
+# for 16 buckets in all, and every test empties its buckets after itself.
+COLD = "kills-3"
+MAP = BucketMap.create(2, prefix="kills-")
 ALL_COLD = datetime.now(UTC) + timedelta(days=3650)  # everything counts as idle
 ALL_HOT = datetime.now(UTC) - timedelta(days=3650)  # nothing does: cold originals come back
 

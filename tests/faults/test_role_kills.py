@@ -3,8 +3,8 @@ upload and read concurrently; restart each. At the end every acknowledged upload
 byte-identical and gets its variants, and no request got a 5xx (a killed api drops connections,
 which clients see as transport errors, never as a 5xx).
 
-Embedded mode, the three roles as separate processes on one data folder. The suite kills 6 times
-during 300 uploads; ``make test-long`` kills 50 times during 2,000 (``PHOTOSTORE_CRASH_KILLS``,
+Embedded mode, the three roles as separate processes on one data folder. The suite kills 5 times
+during 250 uploads; ``make test-long`` kills 50 times during 2,000 (``PHOTOSTORE_CRASH_KILLS``,
 ``PHOTOSTORE_CRASH_UPLOADS``).
 """
 
@@ -20,8 +20,8 @@ import pytest
 from tests.faults.load import LoadGenerator, LoadUser, verify_acknowledged
 from tests.support.server import ServerProcess, create_user
 
-KILLS = int(os.environ.get("PHOTOSTORE_CRASH_KILLS", "6"))
-UPLOADS = int(os.environ.get("PHOTOSTORE_CRASH_UPLOADS", "300"))
+KILLS = int(os.environ.get("PHOTOSTORE_CRASH_KILLS", "5"))
+UPLOADS = int(os.environ.get("PHOTOSTORE_CRASH_UPLOADS", "250"))
 ROLES = ("api", "relay", "worker")
 
 
