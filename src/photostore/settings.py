@@ -297,10 +297,10 @@ class IntegritySettings(Section):
     """Checking stored bytes against the SHA-256 kept with each object (photostore.integrity)."""
 
     verify_reads: float = Field(
-        default=0.01,
+        default=1.0,
         ge=0,
         le=1,
-        description="share of whole-object reads from a bucket checked first",
+        description="share of whole-object reads from a bucket checked first (1: never serve a bad byte)",
     )
     quarantine_bucket: str | None = Field(
         default=None,
