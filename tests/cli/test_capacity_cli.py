@@ -113,12 +113,24 @@ def test_record_appends_the_deployments_own_figures_and_the_plan_grows_from_them
     too_short = _run("--history", str(history))
     assert too_short.returncode == 2
     assert "1 day apart" in too_short.stderr
-    # As if the first row had been recorded a month earlier: the plan starts from the last row.
-    first = datetime.fromisoformat(rows[0]["timestamp"]) - timedelta(days=30)
+    # As if the first row had been recorded a year earlier, at the same request rate (a rate read
+    # over half a second is noise): the plan starts from the last row, users doubling a year.
+    first = datetime.fromisoformat(rows[0]["timestamp"]) - timedelta(days=365.25)
     lines = history.read_text().splitlines()
-    lines[1] = ",".join([first.isoformat(), *lines[1].split(",")[1:]])
+    lines[1] = ",".join([first.isoformat(), *lines[1].split(",")[1:3], "10"])
+    lines[2] = ",".join([*lines[2].split(",")[:3], "10"])
     history.write_text("\n".join(lines) + "\n")
-    plan = json.loads(_run("--history", str(history), "--months", "1", "--json").stdout)
+    planned = _run("--history", str(history), "--months", "1", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
     assert plan["start"]["users"] == 2
     assert plan["start"]["storage_bytes"] == sum(uploaded)
-    assert plan["rates"]["users"] > 1  # doubling in a month
+    assert plan["rates"]["users"] == pytest.approx(1.0, abs=0.01)  # doubling in a year
+    assert plan["rates"]["requests"] == pytest.approx(0.0, abs=1e-9)
+
+    # Doubling in two days is noise, not a plan: refused with what to do.
+    lines[1] = ",".join([(first + timedelta(days=363.25)).isoformat(), *lines[1].split(",")[1:]])
+    history.write_text("\n".join(lines) + "\n")
+    noisy = _run("--history", str(history), "--json")
+    assert noisy.returncode == 2
+    assert "beyond any plan" in noisy.stderr

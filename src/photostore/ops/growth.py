@@ -22,6 +22,7 @@ from photostore.errors import BadRequest
 
 DAYS_PER_YEAR = 365.25
 MIN_HISTORY_SPAN = timedelta(days=1)
+MAX_YEARLY_GROWTH = 1000.0  # a fitted rate beyond this is noise, not growth
 PB = 10**15
 
 
@@ -164,11 +165,17 @@ def fitted_rate(years: Sequence[float], values: Sequence[float]) -> float:
 
 
 def fitted_rates(history: History, base: GrowthRates) -> GrowthRates:
-    users = fitted_rate(history.years, history.users)
-    return replace(
-        base,
-        users=users,
-        storage=fitted_rate(history.years, history.storage),
-        requests=fitted_rate(history.years, history.requests),
-        uploads=users,  # uploads follow the users, as in the spec's figures
-    )
+    """The three rates fitted to ``history``; BadRequest when one is beyond any plan (more than
+    MAX_YEARLY_GROWTH times a year: a history too short or too noisy to extrapolate)."""
+    fitted = {
+        "users": fitted_rate(history.years, history.users),
+        "storage": fitted_rate(history.years, history.storage),
+        "requests": fitted_rate(history.years, history.requests),
+    }
+    for name, rate in fitted.items():
+        if rate + 1 > MAX_YEARLY_GROWTH:
+            raise BadRequest(
+                f"the history's {name} grow {rate + 1:,.0f}x a year, beyond any plan: record over a "
+                "longer period (weeks at least) before fitting rates to it"
+            )
+    return replace(base, **fitted, uploads=fitted["users"])  # uploads follow the users, as in the spec
