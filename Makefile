@@ -18,11 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/photostore serve
 
-## The Debian tools tests/deploy runs (kubectl for `kubectl kustomize`, promtool); needs root.
+## The Debian tools tests/deploy runs (kubectl for `kubectl kustomize`, promtool) and the browser tests'
+## chromium (Playwright drives it; it never downloads a browser); needs root.
 ## The prometheus package may start a server: the tests need only promtool, so none is left running.
 test-tools:
 	command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kubernetes-client; }
 	command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus && { pkill -x prometheus || true; }; }
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 ## Install everything the tests need, then lint, type-check and run the whole suite.
 test: $(STAMP) test-tools

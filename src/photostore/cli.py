@@ -178,6 +178,7 @@ def shards_list(config: ConfigOption = None) -> None:
 @buckets_app.command("list")
 def buckets_list(config: ConfigOption = None) -> None:
     """Buckets with their share of the ring (or the cold tier's), objects and bytes."""
+    from photostore.blobs.usage import bucket_usage
     from photostore.runtime import open_runtime
     from photostore.tiering.buckets import cold_buckets
 
@@ -191,10 +192,7 @@ def buckets_list(config: ConfigOption = None) -> None:
                 table.add_column(column, justify="right")
             cold = sorted(cold_buckets(settings))
             for bucket in [*runtime.bucket_map.buckets, *cold]:
-                count = size = 0
-                async for info in runtime.blobs.list(bucket):
-                    count += 1
-                    size += info.size
+                count, size = await bucket_usage(runtime.blobs, bucket)
                 share = "cold tier" if bucket in cold else f"{runtime.bucket_map.share(bucket):.2%}"
                 table.add_row(bucket, share, str(count), str(size))
             console.print(table)

@@ -148,3 +148,25 @@ class ShardStats:
     photos: int
     bytes: int
     pending_outbox: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumableUpload:
+    """A tus upload in progress: its bytes are in the upload staging area until it completes.
+
+    ``offset`` counts the bytes stored for good; ``storage`` is the staging area's own state (the
+    multipart upload and its parts). A completed upload names the photo it became.
+    """
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    length: int
+    offset: int
+    metadata: str  # the Upload-Metadata header as the client sent it ("" when none)
+    filename: str | None
+    created_at: datetime
+    expires_at: datetime
+    storage: JsonDict = field(default_factory=dict)
+    photo_id: uuid.UUID | None = None
+    lease_token: str | None = None
+    lease_until: datetime | None = None

@@ -130,6 +130,49 @@ class IdempotencyKeyReused(PhotostoreError):
     title = "This Idempotency-Key was used for an upload of other bytes"
 
 
+class UploadNotFound(NotFound):
+    code = "upload_not_found"
+    title = "Upload not found"
+
+
+class UploadExpired(PhotostoreError):
+    status = 410
+    code = "upload_expired"
+    title = "The upload expired"
+
+
+class UploadOffsetMismatch(Conflict):
+    code = "offset_mismatch"
+    title = "Upload-Offset is not the upload's offset"
+
+
+class UploadLocked(PhotostoreError):
+    """Another request is appending to this upload (a retry while the cut one still runs)."""
+
+    status = 423
+    code = "upload_locked"
+    title = "The upload is busy"
+    retry_after_s = 1
+
+
+class ChecksumMismatch(PhotostoreError):
+    status = 460  # tus 1.0 checksum extension
+    code = "checksum_mismatch"
+    title = "The chunk does not match its Upload-Checksum"
+
+
+class TusVersionUnsupported(PhotostoreError):
+    status = 412
+    code = "tus_version_unsupported"
+    title = "Tus-Resumable must be 1.0.0"
+
+
+class UnsupportedMediaType(PhotostoreError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported Content-Type"
+
+
 # --- storage errors -----------------------------------------------------------------------------
 
 

@@ -223,6 +223,36 @@ class LimitSettings(Section):
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF", "TIFF")
 
 
+class ResumableSettings(Section):
+    """Resumable uploads over tus 1.0 at /v1/uploads (photostore.pipeline.resumable)."""
+
+    expire_after: timedelta = Field(
+        default=timedelta(hours=24),
+        description="an upload not finished this long after its creation is removed",
+    )
+    part_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="bytes of each multipart part (S3's minimum is 5 MiB); less is kept as a tail object",
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="an append holds its upload this long, renewed while bytes arrive"
+    )
+    sweep_interval_s: float = Field(
+        default=300.0, gt=0, description="expired uploads are looked for this often"
+    )
+    staging_bucket: str | None = Field(
+        default=None, description="bucket of the parts of uploads in progress; default <bucket_prefix>uploads"
+    )
+    max_metadata_bytes: int = Field(default=4096, ge=64, description="longest Upload-Metadata header taken")
+
+    @model_validator(mode="after")
+    def _sane(self) -> ResumableSettings:
+        if self.expire_after <= timedelta(0):
+            raise ValueError("expire_after must be positive")
+        return self
+
+
 class RebalanceSettings(Section):
     """How `photostore rebalance` moves users between shards (see photostore.rebalance.shard_mover)."""
 
@@ -628,6 +658,7 @@ class Settings(BaseSettings):
     events: EventSettings = EventSettings()
     cache: CacheSettings = CacheSettings()
     limits: LimitSettings = LimitSettings()
+    resumable: ResumableSettings = ResumableSettings()
     imaging: ImagingSettings = ImagingSettings()
     rebalance: RebalanceSettings = RebalanceSettings()
     tiering: TieringSettings = TieringSettings()

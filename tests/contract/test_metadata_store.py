@@ -34,6 +34,7 @@ from photostore.domain import (
     Photo,
     PhotoChanges,
     PhotoStatus,
+    ResumableUpload,
     Scope,
     User,
     Variant,
@@ -54,7 +55,7 @@ PG = {
     "password": "postgres",
 }
 POOL = PoolSettings(max_open_conns=12, max_idle_conns=2)  # small: the server is shared with others
-TABLES = "users, api_keys, photos, variants, outbox, processed_events"
+TABLES = "users, api_keys, photos, variants, outbox, processed_events, uploads"
 
 
 def shard_for_key(key: int) -> int:
@@ -863,3 +864,76 @@ async def test_unreachable_backend_raises_backend_unavailable(env: Env) -> None:
             await store.get_user(ids.new_user_id())
     finally:
         await store.close()
+
+
+# --- resumable uploads ----------------------------------------------------------------------------
+
+
+def upload_of(owner: User, *, expires_in: timedelta = timedelta(hours=1)) -> ResumableUpload:
+    created = now()
+    return ResumableUpload(
+        id=ids.new_photo_id(owner.id),
+        owner_id=owner.id,
+        length=1000,
+        offset=0,
+        metadata="filename YS5qcGc=",
+        filename="a.jpg",
+        created_at=created,
+        expires_at=created + expires_in,
+        storage={"multipart_id": "m1", "parts": [], "tail_size": 0},
+    )
+
+
+async def test_an_upload_round_trips_and_is_only_its_owners(env: Env) -> None:
+    alice, bob = await new_user(env, 0), await new_user(env, 0)
+    upload = upload_of(alice)
+    await env.store.create_upload(upload)
+    assert await env.store.get_upload(alice.id, upload.id) == upload
+    assert await env.store.get_upload(bob.id, upload.id) is None
+    assert await env.store.delete_upload(bob.id, upload.id) is None
+    assert await env.store.delete_upload(alice.id, upload.id) == upload
+    assert await env.store.get_upload(alice.id, upload.id) is None
+
+
+async def test_one_lease_at_a_time_and_only_at_the_stored_offset(env: Env) -> None:
+    alice = await new_user(env, 1)
+    upload = upload_of(alice)
+    await env.store.create_upload(upload)
+    t = now()
+    later = t + timedelta(seconds=30)
+    assert not await env.store.lease_upload(alice.id, upload.id, 5, "a", t, later)  # wrong offset
+    assert await env.store.lease_upload(alice.id, upload.id, 0, "a", t, later)
+    assert not await env.store.lease_upload(alice.id, upload.id, 0, "b", t, later)  # held
+    storage = {"multipart_id": "m1", "parts": [[1, "e1", 600]], "tail_size": 0}
+    assert not await env.store.save_upload(alice.id, upload.id, "b", 600, storage, later)  # not b's
+    assert await env.store.save_upload(alice.id, upload.id, "a", 600, storage, later)
+    saved = await env.store.get_upload(alice.id, upload.id)
+    assert saved is not None
+    assert (saved.offset, saved.storage, saved.lease_token) == (600, storage, "a")
+    # A lease that ran out can be taken over, and the old holder's writes then fail.
+    assert await env.store.lease_upload(
+        alice.id, upload.id, 600, "b", later + timedelta(seconds=1), later + timedelta(seconds=60)
+    )
+    assert not await env.store.save_upload(alice.id, upload.id, "a", 700, storage, None)
+    assert await env.store.save_upload(alice.id, upload.id, "b", 700, storage, None)  # released
+    assert await env.store.lease_upload(alice.id, upload.id, 700, "c", t, later)
+    photo_id = ids.new_photo_id(alice.id)
+    assert not await env.store.complete_upload(alice.id, upload.id, "b", photo_id)
+    assert await env.store.complete_upload(alice.id, upload.id, "c", photo_id)
+    done = await env.store.get_upload(alice.id, upload.id)
+    assert done is not None
+    assert (done.photo_id, done.offset, done.lease_token, done.lease_until) == (photo_id, 1000, None, None)
+    assert not await env.store.lease_upload(alice.id, upload.id, 1000, "d", t, later)  # a photo now
+
+
+async def test_expired_uploads_are_listed_oldest_first_and_refuse_leases(env: Env) -> None:
+    alice = await new_user(env, 2)
+    old = upload_of(alice, expires_in=timedelta(seconds=-20))
+    older = upload_of(alice, expires_in=timedelta(seconds=-40))
+    live = upload_of(alice)
+    for upload in (old, older, live):
+        await env.store.create_upload(upload)
+    t = now()
+    assert [u.id for u in await env.store.expired_uploads(2, t, 10)] == [older.id, old.id]
+    assert [u.id for u in await env.store.expired_uploads(2, t, 1)] == [older.id]
+    assert not await env.store.lease_upload(alice.id, old.id, 0, "a", t, t + timedelta(seconds=30))

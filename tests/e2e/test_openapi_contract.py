@@ -62,7 +62,7 @@ def test_the_api_keeps_its_openapi_contract_under_generated_requests(server: Ser
         text=True,
         timeout=600,
         check=False,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.support.schemathesis_hooks"},
     )
     assert done.returncode == 0, f"seed {seed}:\n{done.stdout[-6000:]}"
     assert server.log_path is not None

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 
-from photostore.api import cdn, photos
+from photostore.api import cdn, photos, tus
 from photostore.api.cdn import CdnLinks
 from photostore.api.context import ApiContext, context_of
 from photostore.api.docs_page import render_docs
@@ -26,6 +26,7 @@ from photostore.api.metrics import LOCAL_REGION, ROUTE_KEY, ApiMetrics, MetricsM
 from photostore.api.openapi import openapi_document
 from photostore.api.problems import from_error, problem
 from photostore.api.scaling_metrics import export_gauges
+from photostore.blobs.multipart_factory import multipart_for
 from photostore.blobs.regional import RegionalReads
 from photostore.errors import PhotostoreError
 from photostore.integrity.quarantine import Quarantine, quarantine_bucket
@@ -36,11 +37,13 @@ from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.pipeline.access import AccessTracker
 from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.reads import PhotoReader
+from photostore.pipeline.resumable import ResumableUploads, staging_bucket
 from photostore.pipeline.services import BackgroundServices, Role
 from photostore.pipeline.upload import UploadService
 from photostore.ratelimit.factory import build_limiter
 from photostore.runtime import open_runtime
 from photostore.settings import Settings, load_settings
+from photostore.web.routes import web_routes
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,13 @@ def routes(role: Role = "all") -> list[Route]:
         Route("/v1/photos/{photo_id}/original", photos.get_original, methods=["GET"]),
         Route("/v1/photos/{photo_id}/variants/{name}", photos.get_variant, methods=["GET"]),
         Route("/cdn/{owner}/{photo_id}/{name}", cdn.get_cdn_object, methods=["GET"]),
+        Route("/v1/uploads", tus.options, methods=["OPTIONS"]),
+        Route("/v1/uploads", tus.create_upload, methods=["POST"]),
+        Route("/v1/uploads/{upload_id}", tus.options, methods=["OPTIONS"]),
+        Route("/v1/uploads/{upload_id}", tus.head_upload, methods=["HEAD"]),
+        Route("/v1/uploads/{upload_id}", tus.patch_upload, methods=["PATCH"]),
+        Route("/v1/uploads/{upload_id}", tus.delete_upload, methods=["DELETE"]),
+        *web_routes(),
     ]
 
 
@@ -282,6 +292,15 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
         serves_api = chosen_role in ("all", "api")
         if serves_api:
             ctx.limiter = build_limiter(chosen)
+            ctx.resumable = ResumableUploads(
+                runtime.metadata,
+                runtime.blobs,
+                multipart_for(runtime.blobs),
+                ctx.uploads,
+                chosen.resumable,
+                chosen.limits.max_upload_bytes,
+                staging_bucket(chosen),
+            )
             ctx.access = AccessTracker(
                 runtime.metadata,
                 resolution_s=chosen.tiering.access_resolution.total_seconds(),
@@ -308,12 +327,17 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Ho
             )
         )
         access_flusher = asyncio.create_task(ctx.access.run()) if ctx.access is not None else None
+        upload_sweeper = asyncio.create_task(ctx.resumable.run_sweeps()) if ctx.resumable else None
         try:
             yield
         finally:
             hot_path.ctx = None
             lag_export.cancel()
             await asyncio.gather(lag_export, return_exceptions=True)
+            if upload_sweeper is not None and ctx.resumable is not None:
+                upload_sweeper.cancel()
+                await asyncio.gather(upload_sweeper, return_exceptions=True)
+                await ctx.resumable.multipart.close()
             if access_flusher is not None and ctx.access is not None:
                 access_flusher.cancel()
                 await asyncio.gather(access_flusher, return_exceptions=True)

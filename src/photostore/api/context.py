@@ -11,6 +11,7 @@ from photostore.api.metrics import ApiMetrics
 from photostore.pipeline.access import AccessTracker
 from photostore.pipeline.auth import Authenticator
 from photostore.pipeline.reads import PhotoReader
+from photostore.pipeline.resumable import ResumableUploads
 from photostore.pipeline.services import BackgroundServices
 from photostore.pipeline.upload import UploadService
 from photostore.ratelimit.limiter import RateLimiter
@@ -32,6 +33,7 @@ class ApiContext:
     cdn: CdnLinks | None = None  # signed CDN URLs, when cdn.providers is configured
     access: AccessTracker | None = None  # reads of originals, for tiering (api role only)
     limiter: RateLimiter | None = None  # requests per API key (ratelimit.enabled)
+    resumable: ResumableUploads | None = None  # tus uploads at /v1/uploads (api role only)
 
 
 def context_of(request: Request) -> ApiContext:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from photostore import __version__
+from photostore.api.openapi_admin import ADMIN_STATS
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _ID = {"name": "photo_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -52,6 +53,28 @@ _RANGE_HEADERS = [
     {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
     {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
 ]
+
+_UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _header(name: str, required: bool) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": {"type": "string"}}
+
+
+_TUS_RESUMABLE = {
+    "name": "Tus-Resumable",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "enum": ["1.0.0"]},
+}
+_TUS_ERRORS = {
+    "400": _problem("a missing or malformed tus header"),
+    "404": _problem("upload_not_found: unknown, terminated, expired and swept, or another user's"),
+    "410": _problem("upload_expired: not finished before Upload-Expires"),
+    "412": _problem("tus_version_unsupported: Tus-Resumable is not 1.0.0"),
+    **_AUTH_ERRORS,
+    **_WRITE_UNAVAILABLE,
+}
 
 _VARIANT = {
     "type": "object",
@@ -116,6 +139,7 @@ _PHOTO = {
     },
 }
 _SCHEMAS: dict[str, Any] = {
+    "AdminStats": ADMIN_STATS,
     "Problem": {
         "type": "object",
         "required": ["type", "title", "status", "code", "detail"],
@@ -292,6 +316,92 @@ _PATHS: dict[str, Any] = {
                 "304": {"description": "not modified"},
                 "403": _problem("signature_invalid: missing, tampered, expired or signed by a retired key"),
                 "404": _problem("no such photo or variant, or no CDN configured"),
+            },
+        }
+    },
+    "/v1/uploads": {
+        "options": {
+            "summary": "tus discovery: version, extensions, size limit, checksum algorithms",
+            "operationId": "tusOptions",
+            "security": [],
+            "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size headers"}},
+        },
+        "post": {
+            "summary": "Start a resumable upload (tus 1.0 creation); the Location header names it",
+            "operationId": "createUpload",
+            "parameters": [_TUS_RESUMABLE, _header("Upload-Length", True), _header("Upload-Metadata", False)],
+            "responses": {
+                "201": {"description": "created; Location, Upload-Offset 0, Upload-Expires"},
+                **_TUS_ERRORS,
+                "413": _problem("Upload-Length over the upload limit"),
+            },
+        },
+    },
+    "/v1/uploads/{upload_id}": {
+        "options": {
+            "summary": "tus discovery (as on /v1/uploads)",
+            "operationId": "tusOptionsOfUpload",
+            "security": [],
+            "parameters": [_UPLOAD_ID],
+            "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size headers"}},
+        },
+        "head": {
+            "summary": "Where an upload is: Upload-Offset, Upload-Length; Photo-Location once complete",
+            "operationId": "getUploadOffset",
+            "parameters": [_UPLOAD_ID, _TUS_RESUMABLE],
+            "responses": {
+                "200": {"description": "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires"},
+                **_TUS_ERRORS,
+            },
+        },
+        "patch": {
+            "summary": "Append bytes at Upload-Offset; the last ones make the photo (Photo-Location)",
+            "description": "Bytes received before a cut connection are kept, unless the request carries "
+            "Upload-Checksum: then only the whole, matching chunk is (460 otherwise). The completing "
+            "request answers like POST /v1/photos would for the whole file (415, 422 end the upload).",
+            "operationId": "appendToUpload",
+            "parameters": [
+                _UPLOAD_ID,
+                _TUS_RESUMABLE,
+                _header("Upload-Offset", True),
+                _header("Upload-Checksum", False),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            },
+            "responses": {
+                "204": {"description": "stored; Upload-Offset is the new offset"},
+                **_TUS_ERRORS,
+                "409": _problem("offset_mismatch: Upload-Offset is not the upload's offset"),
+                "413": _problem("the body goes past Upload-Length"),
+                "415": _problem("Content-Type is not application/offset+octet-stream, or the image format"),
+                "422": _problem("the completed file is not an image this service accepts"),
+                "423": _problem("upload_locked: another request is appending; retry after Retry-After"),
+                "460": _problem("checksum_mismatch: the chunk does not match Upload-Checksum"),
+            },
+        },
+        "delete": {
+            "summary": "Terminate an upload and remove its bytes (tus termination)",
+            "operationId": "terminateUpload",
+            "parameters": [_UPLOAD_ID, _TUS_RESUMABLE],
+            "responses": {"204": {"description": "terminated"}, **_TUS_ERRORS},
+        },
+    },
+    "/v1/admin/stats": {
+        "get": {
+            "summary": "The operator dashboard's figures: shards, buckets, lag, cache, regions, requests",
+            "operationId": "adminStats",
+            "security": [{"adminToken": []}],
+            "responses": {
+                "200": {
+                    "description": "one snapshot (Cache-Control: no-store); a section whose store is down "
+                    "holds an error instead",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AdminStats"}}},
+                },
+                **_AUTH_ERRORS,
             },
         }
     },

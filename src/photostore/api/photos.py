@@ -39,7 +39,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
-async def _principal(request: Request, route: str, scope: Scope) -> tuple[ApiContext, Principal]:
+async def principal_of(request: Request, route: str, scope: Scope) -> tuple[ApiContext, Principal]:
     request.scope[ROUTE_KEY] = route
     ctx = context_of(request)
     principal = await ctx.auth.authenticate(request.headers.get("authorization"))
@@ -86,7 +86,7 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 async def post_photo(request: Request) -> Response:
-    ctx, principal = await _principal(request, "/v1/photos", Scope.WRITE)
+    ctx, principal = await principal_of(request, "/v1/photos", Scope.WRITE)
     ctx.metrics.concurrent_uploads.inc()
     try:
         idempotency_key = _idempotency_key(request)
@@ -106,13 +106,13 @@ async def post_photo(request: Request) -> Response:
 
 
 async def get_photo(request: Request) -> Response:
-    ctx, principal = await _principal(request, "/v1/photos/{id}", Scope.READ)
+    ctx, principal = await principal_of(request, "/v1/photos/{id}", Scope.READ)
     view = await ctx.reader.view(principal.user_id, _photo_id(request))
     return json_response(with_cdn(request, ctx, [view])[0])
 
 
 async def get_original(request: Request) -> Response:
-    ctx, principal = await _principal(request, "/v1/photos/{id}/original", Scope.READ)
+    ctx, principal = await principal_of(request, "/v1/photos/{id}/original", Scope.READ)
     photo_id = _photo_id(request)
     view = await ctx.reader.view(principal.user_id, photo_id)
     try:
@@ -133,7 +133,7 @@ async def _owners_original(request: Request, ctx: ApiContext, view: PhotoView) -
 
 
 async def get_variant(request: Request) -> Response:
-    ctx, principal = await _principal(request, "/v1/photos/{id}/variants/{name}", Scope.READ)
+    ctx, principal = await principal_of(request, "/v1/photos/{id}/variants/{name}", Scope.READ)
     photo_id = _photo_id(request)
     name = request.path_params["name"]
     if name not in ctx.variant_names:
@@ -176,7 +176,7 @@ def _limit(request: Request) -> int:
 
 
 async def list_photos(request: Request) -> Response:
-    ctx, principal = await _principal(request, "/v1/photos", Scope.READ)
+    ctx, principal = await principal_of(request, "/v1/photos", Scope.READ)
     limit = _limit(request)
     cursor = request.query_params.get("cursor")
     before = _decode_cursor(cursor) if cursor else None
@@ -188,7 +188,7 @@ async def list_photos(request: Request) -> Response:
 
 
 async def delete_photo(request: Request) -> Response:
-    ctx, principal = await _principal(request, "/v1/photos/{id}", Scope.WRITE)
+    ctx, principal = await principal_of(request, "/v1/photos/{id}", Scope.WRITE)
     photo_id = _photo_id(request)
     event = photo_event(TOPIC_UPLOAD, PHOTO_DELETED, photo_id, principal.user_id)
     deleted = await ctx.runtime.metadata.delete_photo(principal.user_id, photo_id, [event])

@@ -49,6 +49,11 @@ class RegionalReads:
         self._opening = asyncio.Lock()
         self.stats = RegionalReadStats()
 
+    @property
+    def home(self) -> BlobStore:
+        """The store every write goes to (uploads stage their parts there)."""
+        return self._home
+
     async def start(self) -> None:
         await self._home.start()
         await self._open_replica()

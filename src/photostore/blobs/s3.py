@@ -222,6 +222,10 @@ class S3BlobStore:
             )
         return infos
 
+    def placement_of(self, bucket: str) -> BucketPlacement:
+        """Where ``bucket`` lives (its endpoint and region); ConfigError for an unknown bucket."""
+        return self._store(bucket)[1]
+
     def _store(self, bucket: str) -> tuple[S3Store, BucketPlacement]:
         try:
             return self._stores[bucket], self._placements[bucket]

@@ -1,14 +1,15 @@
 """Just enough AWS Signature Version 4 to sign a few bucket-level S3 requests.
 
-obstore signs every object request itself but cannot create buckets, and botocore is not a
-dependency, so ``start()`` signs its HEAD-bucket and CreateBucket requests with this module.
+obstore signs every object request itself but can neither create buckets nor keep a multipart upload
+open across requests, and botocore is not a dependency: ``start()`` signs its HEAD-bucket and
+CreateBucket requests with this module, and ``blobs/s3_multipart.py`` the multipart upload calls.
 
 Guarantees and limits:
 - ``sign`` returns the headers to send (``x-amz-date``, ``x-amz-content-sha256``, ``authorization``,
   plus any ``extra`` headers, all of them signed); ``host`` is signed but left to the HTTP client.
 - The body is hashed into the signature (no ``UNSIGNED-PAYLOAD``), so a tampered body is refused.
-- Path-style URLs without a query string only: a URL with a query raises ``ValueError`` rather than
-  being signed wrongly.
+- Path-style URLs; query parameters go in ``query`` (never in the URL, which raises ``ValueError``
+  rather than being signed wrongly), and the request must send them as ``canonical_query(query)``.
 """
 
 from __future__ import annotations
@@ -35,10 +36,20 @@ def signing_key(secret_access_key: str, day: str, region: str, service: str = SE
     return key
 
 
+def _encode(text: str) -> str:
+    return quote(text, safe="-_.~")
+
+
+def canonical_query(query: Mapping[str, str] | None) -> str:
+    """The query string as signed (sorted, each name and value encoded once); send it as is."""
+    return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted((query or {}).items()))
+
+
 def sign(
     method: str,
     url: str,
     *,
+    query: Mapping[str, str] | None = None,
     region: str,
     access_key_id: str,
     secret_access_key: str,
@@ -49,7 +60,7 @@ def sign(
     """Headers that authenticate ``method url`` with ``body`` for S3 in ``region``."""
     parts = urlsplit(url)
     if parts.query or parts.fragment:
-        raise ValueError(f"sigv4.sign signs path-only URLs, got {url!r}")
+        raise ValueError(f"sigv4.sign takes the query in `query`, not in the URL: {url!r}")
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     day = stamp[:8]
     payload_hash = hashlib.sha256(body).hexdigest()
@@ -62,7 +73,7 @@ def sign(
             method.upper(),
             # S3 encodes each path segment once (unlike other services, which encode twice).
             quote(parts.path or "/", safe="/-_.~"),
-            "",  # no query string
+            canonical_query(query),
             "".join(f"{name}:{headers[name]}\n" for name in names),
             signed_names,
             payload_hash,

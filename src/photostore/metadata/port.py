@@ -27,6 +27,7 @@ from photostore.domain import (
     OutboxRecord,
     Photo,
     PhotoChanges,
+    ResumableUpload,
     ShardStats,
     User,
     Variant,
@@ -146,3 +147,45 @@ class MetadataStore(Protocol):
     ) -> list[AccessBand]:
         """Live, ready originals of ``shard_id`` counted by band of last access (the upload time
         when never read; ``edges`` newest first) and by whether a cold bucket holds them."""
+
+    # --- resumable uploads (tus); every read here is on the primary
+    async def create_upload(self, upload: ResumableUpload) -> None: ...
+
+    async def get_upload(self, owner_id: uuid.UUID, upload_id: uuid.UUID) -> ResumableUpload | None:
+        """The upload of ``owner_id`` (expired or not); None when unknown or someone else's."""
+
+    async def lease_upload(
+        self,
+        owner_id: uuid.UUID,
+        upload_id: uuid.UUID,
+        offset: int,
+        token: str,
+        now: datetime,
+        until: datetime,
+    ) -> bool:
+        """Give the lease ``token`` until ``until`` if the upload is at ``offset``, has not become a
+        photo, has not expired, and holds no lease still running at ``now``; else change nothing."""
+
+    async def save_upload(
+        self,
+        owner_id: uuid.UUID,
+        upload_id: uuid.UUID,
+        token: str,
+        offset: int,
+        storage: Mapping[str, object],
+        lease_until: datetime | None,
+    ) -> bool:
+        """Under the lease ``token``: record ``offset`` and ``storage``, and renew the lease to
+        ``lease_until`` (None releases it). False (nothing written) when the lease is not held."""
+
+    async def complete_upload(
+        self, owner_id: uuid.UUID, upload_id: uuid.UUID, token: str, photo_id: uuid.UUID
+    ) -> bool:
+        """Under the lease ``token``: name the photo the upload became, set the offset to the
+        length, release the lease. False (nothing written) when the lease is not held."""
+
+    async def delete_upload(self, owner_id: uuid.UUID, upload_id: uuid.UUID) -> ResumableUpload | None:
+        """Remove the upload's row and return it; None when there was none."""
+
+    async def expired_uploads(self, shard_id: int, now: datetime, limit: int) -> list[ResumableUpload]:
+        """Uploads of ``shard_id`` that expired before ``now``, oldest expiry first, at most ``limit``."""

@@ -14,6 +14,7 @@ from photostore.domain import (
     Photo,
     PhotoChanges,
     PhotoStatus,
+    ResumableUpload,
     Scope,
     User,
     Variant,
@@ -166,3 +167,37 @@ def outbox_row(event: NewEvent, created_at: datetime) -> Row:
 def to_outbox_record(shard_id: int, row: RowMapping) -> OutboxRecord:
     event = NewEvent(topic=row["topic"], key=row["key"], payload=row["payload"], event_id=row["event_id"])
     return OutboxRecord(seq=row["seq"], shard_id=shard_id, event=event, created_at=row["created_at"])
+
+
+def upload_row(upload: ResumableUpload) -> Row:
+    return {
+        "id": upload.id,
+        "user_id": upload.owner_id,
+        "upload_length": upload.length,
+        "upload_offset": upload.offset,
+        "upload_metadata": upload.metadata,
+        "filename": upload.filename,
+        "storage": upload.storage,
+        "photo_id": upload.photo_id,
+        "lease_token": upload.lease_token,
+        "lease_until": upload.lease_until,
+        "created_at": upload.created_at,
+        "expires_at": upload.expires_at,
+    }
+
+
+def to_upload(row: RowMapping) -> ResumableUpload:
+    return ResumableUpload(
+        id=row["id"],
+        owner_id=row["user_id"],
+        length=row["upload_length"],
+        offset=row["upload_offset"],
+        metadata=row["upload_metadata"],
+        filename=row["filename"],
+        storage=dict(row["storage"]),
+        photo_id=row["photo_id"],
+        lease_token=row["lease_token"],
+        lease_until=row["lease_until"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+    )

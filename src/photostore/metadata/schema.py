@@ -160,6 +160,27 @@ Index(
     postgresql_where=(photos.c.status == "processing") & photos.c.deleted_at.is_(None),
 )
 
+# Resumable (tus) uploads in progress, on the owner's shard (migration 0005). A lease (token and
+# expiry) lets one request at a time append, across processes; the offset only moves under it.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("user_id", Uuid(), nullable=False),
+    Column("upload_length", BigInteger(), nullable=False),
+    Column("upload_offset", BigInteger(), nullable=False),
+    Column("upload_metadata", Text(), nullable=False),
+    Column("filename", String(FILENAME_MAX), nullable=True),
+    Column("storage", _json(), nullable=False),
+    Column("photo_id", Uuid(), nullable=True),
+    Column("lease_token", String(64), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+# The sweep of expired uploads.
+Index("ix_uploads_expires_at", uploads.c.expires_at)
+
 variants = Table(
     "variants",
     metadata,

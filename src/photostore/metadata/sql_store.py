@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Executable, RowMapping, Select, bindparam, case, func, insert, select, update
+from sqlalchemy import Executable, RowMapping, Select, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -45,6 +45,7 @@ from photostore.domain import (
     Photo,
     PhotoChanges,
     PhotoStatus,
+    ResumableUpload,
     ShardStats,
     User,
     Variant,
@@ -68,6 +69,7 @@ from photostore.metadata.schema import (
     outbox,
     photos,
     processed_events,
+    uploads,
     users,
 )
 from photostore.metadata.schema import variants as variants_table  # a parameter below is `variants`
@@ -849,6 +851,106 @@ class SqlMetadataStore:
     def replica_stats(self) -> list[ReplicaStat]:
         """Health, latency and read counts per server of every shard that has replicas."""
         return self._reads.replica_stats() if self._reads is not None else []
+
+    # --- resumable uploads (tus)
+
+    async def create_upload(self, upload: ResumableUpload) -> None:
+        async def write() -> None:
+            async with self._guarded("create_upload", upload.owner_id) as conn:
+                await conn.execute(insert(uploads).values(rows.upload_row(upload)))
+
+        await self._fence_retrying(write)
+
+    async def get_upload(self, owner_id: uuid.UUID, upload_id: uuid.UUID) -> ResumableUpload | None:
+        stmt = select(uploads).where((uploads.c.id == upload_id) & (uploads.c.user_id == owner_id))
+        found = await self._read_rows(self.shard_of(owner_id), stmt, "get_upload", primary_only=True)
+        return rows.to_upload(found[0]) if found else None
+
+    async def _update_upload(self, what: str, owner_id: uuid.UUID, stmt: Any) -> bool:
+        async def write() -> bool:
+            async with self._guarded(what, owner_id) as conn:
+                return (await conn.execute(stmt.returning(uploads.c.id))).first() is not None
+
+        return await self._fence_retrying(write)
+
+    async def lease_upload(
+        self,
+        owner_id: uuid.UUID,
+        upload_id: uuid.UUID,
+        offset: int,
+        token: str,
+        now: datetime,
+        until: datetime,
+    ) -> bool:
+        free = uploads.c.lease_until.is_(None) | (uploads.c.lease_until < now)
+        stmt = (
+            update(uploads)
+            .where(
+                (uploads.c.id == upload_id)
+                & (uploads.c.user_id == owner_id)
+                & (uploads.c.upload_offset == offset)
+                & uploads.c.photo_id.is_(None)
+                & (uploads.c.expires_at > now)
+                & free
+            )
+            .values(lease_token=token, lease_until=until)
+        )
+        return await self._update_upload("lease_upload", owner_id, stmt)
+
+    def _leased(self, owner_id: uuid.UUID, upload_id: uuid.UUID, token: str) -> Any:
+        held = (
+            (uploads.c.id == upload_id) & (uploads.c.user_id == owner_id) & (uploads.c.lease_token == token)
+        )
+        return update(uploads).where(held)
+
+    async def save_upload(
+        self,
+        owner_id: uuid.UUID,
+        upload_id: uuid.UUID,
+        token: str,
+        offset: int,
+        storage: Mapping[str, object],
+        lease_until: datetime | None,
+    ) -> bool:
+        stmt = self._leased(owner_id, upload_id, token).values(
+            upload_offset=offset,
+            storage=dict(storage),
+            lease_until=lease_until,
+            lease_token=token if lease_until is not None else None,
+        )
+        return await self._update_upload("save_upload", owner_id, stmt)
+
+    async def complete_upload(
+        self, owner_id: uuid.UUID, upload_id: uuid.UUID, token: str, photo_id: uuid.UUID
+    ) -> bool:
+        stmt = self._leased(owner_id, upload_id, token).values(
+            photo_id=photo_id, upload_offset=uploads.c.upload_length, lease_token=None, lease_until=None
+        )
+        return await self._update_upload("complete_upload", owner_id, stmt)
+
+    async def delete_upload(self, owner_id: uuid.UUID, upload_id: uuid.UUID) -> ResumableUpload | None:
+        stmt = (
+            delete(uploads)
+            .where((uploads.c.id == upload_id) & (uploads.c.user_id == owner_id))
+            .returning(*uploads.c)
+        )
+
+        async def write() -> ResumableUpload | None:
+            async with self._guarded("delete_upload", owner_id) as conn:
+                row = (await conn.execute(stmt)).mappings().first()
+                return None if row is None else rows.to_upload(row)
+
+        return await self._fence_retrying(write)
+
+    async def expired_uploads(self, shard_id: int, now: datetime, limit: int) -> list[ResumableUpload]:
+        stmt = (
+            select(uploads)
+            .where(uploads.c.expires_at < now)
+            .order_by(uploads.c.expires_at, uploads.c.id)
+            .limit(limit)
+        )
+        found = await self._read_rows(shard_id, stmt, "expired_uploads", primary_only=True)
+        return [rows.to_upload(row) for row in found]
 
 
 def _check_router(reads: ReadRouter, engines: Mapping[int, AsyncEngine]) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from photostore.blobs.sigv4 import sign
+from photostore.blobs.sigv4 import canonical_query, sign
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -51,7 +51,7 @@ def test_put_object_example_hashes_the_body_and_encodes_the_path() -> None:
 
 
 def test_a_url_with_a_query_is_refused_rather_than_signed_wrongly() -> None:
-    with pytest.raises(ValueError, match="path-only"):
+    with pytest.raises(ValueError, match="not in the URL"):
         sign(
             "GET",
             "http://127.0.0.1:8333/?list-type=2",
@@ -59,3 +59,18 @@ def test_a_url_with_a_query_is_refused_rather_than_signed_wrongly() -> None:
             access_key_id="a",
             secret_access_key="b",
         )
+
+
+def test_list_objects_example_signs_the_query() -> None:
+    """AWS's GET Bucket example: ``?max-keys=2&prefix=J``, given as ``query`` and signed sorted."""
+    headers = sign(
+        "GET",
+        "https://examplebucket.s3.amazonaws.com/",
+        query={"prefix": "J", "max-keys": "2"},
+        region="us-east-1",
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        now=WHEN,
+    )
+    assert _signature(headers) == "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+    assert canonical_query({"prefix": "J", "max-keys": "2", "uploads": ""}) == "max-keys=2&prefix=J&uploads="
