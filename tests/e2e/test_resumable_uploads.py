@@ -3,7 +3,7 @@
 A photo of more than 20 MB goes up in chunks; connections are cut at chosen bytes (inside a part,
 on a part's edge, one byte in); each time the server keeps exactly the bytes it received, and the
 client resumes from the server's offset. The photo it becomes has the SHA-256 of the file. A chunk
-with a wrong checksum is refused and changes nothing; an expired upload is gone with its bytes.
+with a wrong checksum is refused and changes nothing. (Expiry: test_resumable_expiry.py.)
 """
 
 from __future__ import annotations
@@ -16,39 +16,35 @@ import random
 import socket
 import time
 from collections.abc import Iterator
-from functools import cache
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
-from tusclient import client as tus_client
-from tusclient.exceptions import TusCommunicationError
 
 from tests.support.cluster import server_in_mode
-from tests.support.http import assert_problem, stored_objects
+from tests.support.http import assert_problem
 from tests.support.images import jpeg
 from tests.support.server import ServerProcess, create_user, wait_ready_photo
-
-MAX_UPLOAD = 64 * 1024 * 1024
-PART = 5 * 1024 * 1024  # the smallest part size S3 takes: cuts land on both sides of part edges
-TUS = {"tus-resumable": "1.0.0"}
-
-
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        "PHOTOSTORE_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
-        "PHOTOSTORE_RESUMABLE__PART_BYTES": str(PART),
-        "PHOTOSTORE_RESUMABLE__LEASE_S": "5",
-        **(extra or {}),
-    }
+from tests.support.tus import (
+    MAX_UPLOAD,
+    PART,
+    TUS,
+    create_upload,
+    cut_patch,
+    large_photo,
+    patch_upload,
+    sha1_digest,
+    tus_client_of,
+    tus_env,
+    upload_offset,
+    wait_offset,
+)
 
 
 @pytest.fixture(scope="module", params=["embedded", "cluster"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    yield from server_in_mode(request, tmp_path_factory, "tus", _env())
+    yield from server_in_mode(request, tmp_path_factory, "tus", tus_env())
 
 
 @pytest.fixture(scope="module")
@@ -60,79 +56,6 @@ def key(server: ServerProcess) -> str:
 def api(server: ServerProcess, key: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=60) as c:
         yield c
-
-
-@cache
-def large_photo() -> bytes:
-    """A 12-megapixel JPEG of noise at quality 100: over 20 MB that no codec can shrink."""
-    pixels = np.random.default_rng(7).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "JPEG", quality=100)
-    data = out.getvalue()
-    assert len(data) > 20 * 1024 * 1024
-    return data
-
-
-def _sha1(data: bytes) -> str:
-    """The Upload-Checksum digest tus requires every server to take."""
-    return base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
-
-
-def _tus(server: ServerProcess, key: str) -> tus_client.TusClient:
-    return tus_client.TusClient(f"{server.url}/v1/uploads", headers={"Authorization": f"Bearer {key}"})
-
-
-def _create(api: httpx.Client, length: int, filename: str = "photo.jpg") -> str:
-    encoded = base64.b64encode(filename.encode()).decode()
-    response = api.post(
-        "/v1/uploads", headers={**TUS, "upload-length": str(length), "upload-metadata": f"filename {encoded}"}
-    )
-    assert response.status_code == 201, response.text
-    assert response.headers["tus-resumable"] == "1.0.0"
-    assert response.headers["upload-expires"]
-    return response.headers["location"]
-
-
-def _offset(api: httpx.Client, location: str) -> int:
-    response = api.head(location, headers=TUS)
-    assert response.status_code == 200, response.text
-    assert response.headers["cache-control"] == "no-store"
-    return int(response.headers["upload-offset"])
-
-
-def _patch(api: httpx.Client, location: str, offset: int, body: bytes, **headers: str) -> httpx.Response:
-    return api.patch(
-        location,
-        content=body,
-        headers={
-            **TUS,
-            "content-type": "application/offset+octet-stream",
-            "upload-offset": str(offset),
-            **headers,
-        },
-    )
-
-
-def _cut_patch(server: ServerProcess, key: str, location: str, offset: int, body: bytes, sent: int) -> None:
-    """A PATCH announcing all of ``body`` whose connection closes after ``sent`` bytes of it."""
-    head = (
-        f"PATCH {location} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {key}\r\n"
-        f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
-        f"Upload-Offset: {offset}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(head.encode() + body[:sent])
-
-
-def _wait_offset(api: httpx.Client, location: str, expected: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    seen = -1
-    while time.monotonic() < deadline:
-        seen = _offset(api, location)
-        if seen == expected:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the upload stayed at offset {seen}; {expected} bytes were received")
 
 
 def test_discovery_needs_no_key_and_names_the_extensions(server: ServerProcess) -> None:
@@ -153,21 +76,21 @@ def test_a_large_photo_survives_cuts_at_any_byte_and_tuspy_resumes_it(
     server: ServerProcess, key: str, api: httpx.Client
 ) -> None:
     data = large_photo()
-    location = _create(api, len(data), "large.jpg")
+    location = create_upload(api, len(data), "large.jpg")
     rng = random.Random(len(data))
     # Cuts inside the first part, one byte before, on and after a part's edge, and anywhere.
     offset = 0
     for target in sorted({1, 4097, PART - 1, PART, PART + 1, rng.randrange(PART + 2, 3 * PART)}):
-        _cut_patch(server, key, location, offset, data[offset:], target - offset)
-        _wait_offset(api, location, target)
+        cut_patch(server, key, location, offset, data[offset:], target - offset)
+        wait_offset(api, location, target)
         offset = target
     # The client has crashed: a new tuspy uploader asks the server where to go on.
-    uploader = _tus(server, key).uploader(
+    uploader = tus_client_of(server, key).uploader(
         file_stream=io.BytesIO(data), url=f"{server.url}{location}", chunk_size=4 * 1024 * 1024
     )
     assert uploader.get_offset() == offset
     uploader.upload_chunk()
-    assert _offset(api, location) == offset + 4 * 1024 * 1024
+    assert upload_offset(api, location) == offset + 4 * 1024 * 1024
     uploader.upload()
     head = api.head(location, headers=TUS)
     assert int(head.headers["upload-offset"]) == len(data)
@@ -183,7 +106,7 @@ def test_tuspy_uploads_in_checksummed_chunks_in_one_go(
     server: ServerProcess, key: str, api: httpx.Client
 ) -> None:
     data = jpeg(1600, 1200, seed=11)
-    uploader = _tus(server, key).uploader(
+    uploader = tus_client_of(server, key).uploader(
         file_stream=io.BytesIO(data),
         chunk_size=64 * 1024,
         upload_checksum=True,
@@ -197,48 +120,50 @@ def test_tuspy_uploads_in_checksummed_chunks_in_one_go(
 
 def test_a_chunk_with_a_wrong_checksum_is_refused_and_nothing_is_kept(api: httpx.Client) -> None:
     data = jpeg(800, 600, seed=12)
-    location = _create(api, len(data))
+    location = create_upload(api, len(data))
     half = len(data) // 2
-    wrong = _sha1(data[:half] + b"x")
+    wrong = sha1_digest(data[:half] + b"x")
     assert_problem(
-        _patch(api, location, 0, data[:half], **{"upload-checksum": f"sha1 {wrong}"}),
+        patch_upload(api, location, 0, data[:half], **{"upload-checksum": f"sha1 {wrong}"}),
         460,
         "checksum_mismatch",
     )
-    assert _offset(api, location) == 0
+    assert upload_offset(api, location) == 0
     md5 = base64.b64encode(hashlib.md5(data[:half], usedforsecurity=False).digest()).decode()
-    accepted = _patch(api, location, 0, data[:half], **{"upload-checksum": f"md5 {md5}"})
+    accepted = patch_upload(api, location, 0, data[:half], **{"upload-checksum": f"md5 {md5}"})
     assert accepted.status_code == 204, accepted.text
     assert accepted.headers["upload-offset"] == str(half)
     bad = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
-    refused = _patch(api, location, half, data[half:], **{"upload-checksum": f"sha256 {bad}"})
+    refused = patch_upload(api, location, half, data[half:], **{"upload-checksum": f"sha256 {bad}"})
     assert_problem(refused, 460, "checksum_mismatch")
-    assert _offset(api, location) == half
+    assert upload_offset(api, location) == half
     assert_problem(
-        _patch(api, location, half, data[half:], **{"upload-checksum": "crc32 AAAA"}), 400, "bad_request"
+        patch_upload(api, location, half, data[half:], **{"upload-checksum": "crc32 AAAA"}),
+        400,
+        "bad_request",
     )
-    good = _sha1(data[half:])
-    done = _patch(api, location, half, data[half:], **{"upload-checksum": f"sha1 {good}"})
+    good = sha1_digest(data[half:])
+    done = patch_upload(api, location, half, data[half:], **{"upload-checksum": f"sha1 {good}"})
     assert done.status_code == 204, done.text
     assert done.headers["photo-location"].startswith("/v1/photos/")
 
 
 def test_protocol_errors_are_tus_and_problem_json(server: ServerProcess, api: httpx.Client) -> None:
     data = jpeg(320, 240, seed=13)
-    location = _create(api, len(data))
+    location = create_upload(api, len(data))
     no_version = api.patch(
         location, content=data, headers={"content-type": "application/offset+octet-stream"}
     )
     assert_problem(no_version, 412, "tus_version_unsupported")
     assert no_version.headers["tus-version"] == "1.0.0"
-    assert_problem(_patch(api, location, 5, data), 409, "offset_mismatch")
+    assert_problem(patch_upload(api, location, 5, data), 409, "offset_mismatch")
     wrong_type = api.patch(
         location, content=data, headers={**TUS, "upload-offset": "0", "content-type": "image/jpeg"}
     )
     assert_problem(wrong_type, 415, "unsupported_media_type")
     assert wrong_type.headers["tus-resumable"] == "1.0.0"
-    assert_problem(_patch(api, location, 0, data + b"extra"), 413, "payload_too_large")
-    assert _offset(api, location) == 0
+    assert_problem(patch_upload(api, location, 0, data + b"extra"), 413, "payload_too_large")
+    assert upload_offset(api, location) == 0
     too_long = api.post("/v1/uploads", headers={**TUS, "upload-length": str(MAX_UPLOAD + 1)})
     assert_problem(too_long, 413, "payload_too_large")
     assert_problem(api.post("/v1/uploads", headers={**TUS, "upload-length": "-1"}), 400, "bad_request")
@@ -255,8 +180,8 @@ def test_protocol_errors_are_tus_and_problem_json(server: ServerProcess, api: ht
 
 def test_bytes_that_are_not_an_image_end_the_upload_with_the_upload_error(api: httpx.Client) -> None:
     body = b"%PDF-1.7 not a photo" * 100
-    location = _create(api, len(body))
-    assert_problem(_patch(api, location, 0, body), 415, "unsupported_format")  # as POST /v1/photos says
+    location = create_upload(api, len(body))
+    assert_problem(patch_upload(api, location, 0, body), 415, "unsupported_format")  # as POST /v1/photos says
     assert api.head(location, headers=TUS).status_code == 404
 
 
@@ -264,15 +189,15 @@ def test_the_same_bytes_twice_are_one_photo(api: httpx.Client) -> None:
     data = jpeg(400, 300, seed=14)
     ids = set()
     for _ in range(2):
-        location = _create(api, len(data))
-        assert _patch(api, location, 0, data).status_code == 204
+        location = create_upload(api, len(data))
+        assert patch_upload(api, location, 0, data).status_code == 204
         ids.add(api.head(location, headers=TUS).headers["photo-location"])
     assert len(ids) == 1
 
 
 def test_a_second_append_waits_for_the_first(server: ServerProcess, key: str, api: httpx.Client) -> None:
     data = jpeg(900, 700, seed=15)
-    location = _create(api, len(data))
+    location = create_upload(api, len(data))
     head = (
         f"PATCH {location} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {key}\r\n"
         f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
@@ -283,46 +208,13 @@ def test_a_second_append_waits_for_the_first(server: ServerProcess, key: str, ap
         # The first request takes the lease before it reads its body; give it time to get there.
         # Probes carry a wrong checksum: one that still came first would get 460 and keep nothing.
         time.sleep(1.0)
-        wrong = _sha1(b"not these bytes")
-        second = _patch(api, location, 0, data, **{"upload-checksum": f"sha1 {wrong}"})
+        wrong = sha1_digest(b"not these bytes")
+        second = patch_upload(api, location, 0, data, **{"upload-checksum": f"sha1 {wrong}"})
         sock.setblocking(False)
         with contextlib.suppress(BlockingIOError):
             early = sock.recv(200)
             raise AssertionError(f"the first request was answered before its body came: {early!r}")
         assert_problem(second, 423, "upload_locked")
         assert second.headers["retry-after"] == "1"
-    _wait_offset(api, location, 100)
-    assert _patch(api, location, 100, data[100:]).status_code == 204
-
-
-@pytest.fixture(scope="module", params=["embedded", "cluster"])
-def short_lived(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    env = _env(
-        {"PHOTOSTORE_RESUMABLE__EXPIRE_AFTER": "PT2S", "PHOTOSTORE_RESUMABLE__SWEEP_INTERVAL_S": "0.5"}
-    )
-    yield from server_in_mode(request, tmp_path_factory, "tus-expiry", env)
-
-
-def test_an_expired_upload_is_gone_with_its_bytes(short_lived: ServerProcess) -> None:
-    _, key = create_user(short_lived.url, "expiring")
-    staging = "photos-uploads" if short_lived.tenant is None else f"{short_lived.tenant.bucket_prefix}uploads"
-    with httpx.Client(
-        base_url=short_lived.url, headers={"authorization": f"Bearer {key}"}, timeout=30
-    ) as api:
-        data = large_photo()[: PART + 1000]  # one whole part and a tail
-        location = _create(api, len(large_photo()))
-        upload_id = location.rsplit("/", 1)[-1]
-        assert _patch(api, location, 0, data).status_code == 204
-        assert any(upload_id in name for name in stored_objects(short_lived, [staging]))
-        deadline = time.monotonic() + 20
-        while api.head(location, headers=TUS).status_code != 404 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert api.head(location, headers=TUS).status_code == 404
-        assert_problem(_patch(api, location, len(data), b"more"), 404, "upload_not_found")
-        assert not any(upload_id in name for name in stored_objects(short_lived, [staging]))
-        with pytest.raises(TusCommunicationError):
-            _tus(short_lived, key).uploader(
-                file_stream=io.BytesIO(data), url=f"{short_lived.url}{location}"
-            ).get_offset()
+    wait_offset(api, location, 100)
+    assert patch_upload(api, location, 100, data[100:]).status_code == 204
