@@ -382,12 +382,21 @@
 
   // --- line charts (uPlot) -----------------------------------------------------------------------
 
+  // Until two refreshes have come there is no interval to plot: the charts show the last five
+  // minutes, empty (uPlot would otherwise pick an arbitrary span of years for a chart with no data).
+  function padded(columns) {
+    const times = columns[0];
+    if (times.length >= 2) return columns;
+    const now = times.length ? times[times.length - 1] : Date.now() / 1000;
+    return [[now - 300, now], ...columns.slice(1).map(() => [null, null])];
+  }
+
   function makeChart(id, series, yRange, format) {
     const box = $(id);
     const options = {
       width: Math.max(280, box.clientWidth),
       height: CHART_HEIGHT,
-      scales: { x: { time: true }, y: yRange ? { range: yRange } : { range: (u, min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
+      scales: { x: { time: true }, y: yRange ? { range: yRange } : { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.1] } },
       axes: [{}, { size: 60, values: (u, ticks) => ticks.map(format) }],
       cursor: { drag: { x: false, y: false } },
       series: [
@@ -401,7 +410,7 @@
         })),
       ],
     };
-    const chart = new uPlot(options, [[], ...series.map(() => [])], box);
+    const chart = new uPlot(options, padded([[], ...series.map(() => [])]), box);
     new ResizeObserver(() => chart.setSize({ width: Math.max(280, box.clientWidth), height: CHART_HEIGHT })).observe(box);
     return chart;
   }
@@ -432,9 +441,9 @@
       for (const key of Object.keys(history)) history[key].shift();
     }
     if (!charts.made) return;
-    charts.cache.setData([history.t, history.ratio]);
-    charts.rps.setData([history.t, history.rps]);
-    charts.latency.setData([history.t, history.p50, history.p95, history.p99]);
+    charts.cache.setData(padded([history.t, history.ratio]));
+    charts.rps.setData(padded([history.t, history.rps]));
+    charts.latency.setData(padded([history.t, history.p50, history.p95, history.p99]));
   }
 
   // --- start -----------------------------------------------------------------------------------
