@@ -24,7 +24,7 @@ from photostore.api.docs_page import render_docs
 from photostore.api.hot_path import HotPath
 from photostore.api.metrics import LOCAL_REGION, ROUTE_KEY, ApiMetrics, MetricsMiddleware, StatsCollector
 from photostore.api.openapi import openapi_document
-from photostore.api.problems import from_error, problem
+from photostore.api.problems import answer_error, problem
 from photostore.api.scaling_metrics import export_gauges
 from photostore.blobs.multipart_factory import multipart_for
 from photostore.blobs.regional import RegionalReads
@@ -85,12 +85,7 @@ async def docs(request: Request) -> Response:
 
 async def on_photostore_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PhotostoreError)
-    ctx: ApiContext | None = getattr(request.app.state, "ctx", None)
-    if ctx is not None:
-        ctx.metrics.error(exc.code)
-    if exc.status >= 500:
-        log.error("request failed: %s", exc.detail)
-    return from_error(exc)
+    return answer_error(request, exc)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

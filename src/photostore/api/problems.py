@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
 from photostore.errors import PhotostoreError
 
 PROBLEM_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def problem(
@@ -30,3 +33,13 @@ def from_error(error: PhotostoreError, headers: dict[str, str] | None = None) ->
     if error.retry_after_s is not None:
         headers = {**(headers or {}), "retry-after": str(error.retry_after_s)}
     return problem(error.status, error.code, error.title, error.detail, headers)
+
+
+def answer_error(request: Request, exc: PhotostoreError, headers: dict[str, str] | None = None) -> Response:
+    """The problem response for ``exc``: counted in the error metrics, logged when it is a 5xx."""
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is not None:
+        ctx.metrics.error(exc.code)
+    if exc.status >= 500:
+        log.error("request failed: %s", exc.detail)
+    return from_error(exc, headers)

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from photostore.api.context import ApiContext, context_of
 from photostore.api.metrics import ROUTE_KEY
 from photostore.api.photos import principal_of
-from photostore.api.problems import from_error
+from photostore.api.problems import answer_error
 from photostore.domain import ResumableUpload, Scope
 from photostore.errors import (
     BadRequest,
@@ -58,11 +58,8 @@ def tus_endpoint(route: str) -> Callable[[Handler], Handler]:
                     )
                 return await handler(request)
             except PhotostoreError as exc:
-                ctx: ApiContext | None = getattr(request.app.state, "ctx", None)
-                if ctx is not None:
-                    ctx.metrics.error(exc.code)
                 extra = {"tus-version": TUS_VERSION} if isinstance(exc, TusVersionUnsupported) else None
-                return from_error(exc, _tus_headers(extra))
+                return answer_error(request, exc, _tus_headers(extra))
 
         return endpoint
 

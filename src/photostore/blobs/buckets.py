@@ -151,7 +151,14 @@ async def _request(
         ) from exc
 
 
-def _fail(placement: BucketPlacement, action: str, response: httpx.Response) -> BackendUnavailable:
+def s3_error_code(response: httpx.Response) -> str | None:
+    """The ``<Code>`` of an S3 error body (SeaweedFS and AWS), or None."""
+    found = _CODE_RE.search(response.text)
+    return found.group(1) if found else None
+
+
+def s3_failure(placement: BucketPlacement, action: str, response: httpx.Response) -> BackendUnavailable:
+    """The error to raise for a failed S3 call: access denied names the credentials to check."""
     code = _CODE_RE.search(response.text)
     detail = f"HTTP {response.status_code}" + (f" {code.group(1)}" if code else "")
     if response.status_code in (401, 403):
@@ -174,7 +181,7 @@ async def ensure_bucket(client: httpx.AsyncClient, placement: BucketPlacement, c
             f"{placement.describe()} is in region {region!r}, settings say {placement.region!r}"
         )
     if head.status_code != 404:
-        raise _fail(placement, "HEAD bucket", head)
+        raise s3_failure(placement, "HEAD bucket", head)
     if not create:
         raise ConfigError(f"{placement.describe()} does not exist and blobs.s3.create_buckets is false")
 
@@ -186,4 +193,4 @@ async def ensure_bucket(client: httpx.AsyncClient, placement: BucketPlacement, c
         return False  # another starter created it between our HEAD and PUT
     if made.status_code == 409 and code and code.group(1) == "BucketAlreadyExists":
         raise ConfigError(f"{placement.describe()}: the name belongs to another account; choose another")
-    raise _fail(placement, "CreateBucket", made)
+    raise s3_failure(placement, "CreateBucket", made)

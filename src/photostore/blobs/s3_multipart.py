@@ -18,13 +18,12 @@ from xml.sax.saxutils import escape
 import httpx
 
 from photostore.blobs import sigv4
-from photostore.blobs.buckets import BucketPlacement, access_denied
+from photostore.blobs.buckets import BucketPlacement, s3_error_code, s3_failure
 from photostore.blobs.local import check_key
 from photostore.blobs.multipart import UploadedPart
 from photostore.blobs.s3 import S3BlobStore, S3ClientOptions
 from photostore.errors import BackendUnavailable, BlobNotFound
 
-_CODE_RE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _UPLOAD_ID_RE = re.compile(r"<UploadId>([^<]{1,1024})</UploadId>")
 _MISSING = {"NoSuchUpload", "NoSuchKey"}
 
@@ -71,20 +70,12 @@ class S3Multipart:
             raise BackendUnavailable(
                 f"{placement.describe()}: {action} failed: {type(exc).__name__}"
             ) from exc
-        code_match = (
-            _CODE_RE.search(response.text)
-            if response.status_code >= 300 or b"<Error>" in response.content
-            else None
-        )
-        code = code_match.group(1) if code_match else None
-        if response.status_code < 300 and code is None:
+        if response.status_code < 300 and b"<Error>" not in response.content:
             return response
+        code = s3_error_code(response)  # CompleteMultipartUpload may fail inside a 200
         if code in _MISSING or (response.status_code == 404 and code is None):
             raise BlobNotFound(f"{placement.describe()}: {action} of {key}: {code or 'HTTP 404'}")
-        detail = f"HTTP {response.status_code}" + (f" {code}" if code else "")
-        if response.status_code in (401, 403):
-            raise access_denied(f"{placement.describe()}: {action}", detail)
-        raise BackendUnavailable(f"{placement.describe()}: {action} failed: {detail}")
+        raise s3_failure(placement, action, response)
 
     async def begin(self, bucket: str, key: str) -> str:
         response = await self._call("POST", bucket, key, {"uploads": ""}, action="CreateMultipartUpload")

@@ -8,7 +8,6 @@ leaves the object in place or in both places, never nowhere: the next detection 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from photostore.blobs.lazy_bucket import LazyBucket
 from photostore.blobs.port import BlobStore
 from photostore.errors import BlobNotFound
 from photostore.settings import Settings
@@ -46,15 +46,7 @@ class Quarantine:
     def __init__(self, blobs: BlobStore, bucket: str) -> None:
         self._blobs = blobs
         self.bucket = bucket
-        self._opening = asyncio.Lock()
-
-    async def _open(self) -> None:
-        """The bucket is opened (created where it lives if missing) on first use, not at start."""
-        if self.bucket in self._blobs.buckets():
-            return
-        async with self._opening:
-            if self.bucket not in self._blobs.buckets():
-                await self._blobs.add_bucket(self.bucket)
+        self._lazy = LazyBucket(blobs, bucket)  # opened on first use, not at start
 
     @staticmethod
     def _place(bucket: str, key: str) -> str:
@@ -84,7 +76,7 @@ class Quarantine:
             detected_by,
         )
         place = self._place(bucket, key)
-        await self._open()
+        await self._lazy.open()
         await self._blobs.put(self.bucket, place, data, "application/octet-stream")
         await self._blobs.put(
             self.bucket, place + REPORT_SUFFIX, orjson.dumps(asdict(record)), "application/json"
@@ -104,7 +96,7 @@ class Quarantine:
 
     async def holds(self, bucket: str, key: str) -> bool:
         """Whether ``bucket/key`` was quarantined (its report is here)."""
-        await self._open()
+        await self._lazy.open()
         try:
             await self._blobs.head(self.bucket, self._place(bucket, key) + REPORT_SUFFIX)
         except BlobNotFound:
@@ -113,7 +105,7 @@ class Quarantine:
 
     async def records(self) -> AsyncIterator[QuarantineRecord]:
         """Every report, in listing order."""
-        await self._open()
+        await self._lazy.open()
         async for info in self._blobs.list(self.bucket):
             if info.key.endswith(REPORT_SUFFIX):
                 try:

@@ -37,8 +37,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from photostore.blobs.lazy_bucket import LazyBucket
 from photostore.blobs.multipart import MultipartStore, UploadedPart
 from photostore.blobs.port import BlobStore
 from photostore.domain import JsonDict, ResumableUpload
@@ -178,15 +178,7 @@ class ResumableUploads:
         self.max_upload_bytes = max_upload_bytes
         self.bucket = bucket
         self.clock = clock
-        self._opening = asyncio.Lock()
-
-    async def _open_bucket(self) -> None:
-        """The staging bucket is opened (created where it lives if missing) on first use."""
-        if self.bucket in self.blobs.buckets():
-            return
-        async with self._opening:
-            if self.bucket not in self.blobs.buckets():
-                await self.blobs.add_bucket(self.bucket)
+        self._staging = LazyBucket(blobs, bucket)  # opened on first use, not at start
 
     # --- creation and status -------------------------------------------------------------------
 
@@ -197,7 +189,7 @@ class ResumableUploads:
             raise EmptyBody("an upload of 0 bytes cannot be a photo; Upload-Length must be at least 1")
         if length > self.max_upload_bytes:
             raise PayloadTooLarge(f"Upload-Length is {length}; the limit is {self.max_upload_bytes} bytes")
-        await self._open_bucket()
+        await self._staging.open()
         now = self.clock()
         upload = ResumableUpload(
             id=new_photo_id(owner_id),  # the owner's placement key: the row lands on the owner's shard
@@ -380,8 +372,7 @@ class ResumableUploads:
     async def sweep(self) -> int:
         """Remove every expired upload with its staged bytes; returns how many went."""
         removed = 0
-        if self.bucket not in self.blobs.buckets():
-            await self._open_bucket()
+        await self._staging.open()
         for shard_id in self.metadata.shard_ids():
             while expired := await self.metadata.expired_uploads(shard_id, self.clock(), SWEEP_BATCH):
                 for upload in expired:
@@ -402,14 +393,3 @@ class ResumableUploads:
                 continue
             if removed:
                 log.info("removed %d expired uploads", removed)
-
-
-def describe(upload: ResumableUpload) -> dict[str, Any]:
-    """The upload as JSON, for logs and the CLI."""
-    return {
-        "id": str(upload.id),
-        "length": upload.length,
-        "offset": upload.offset,
-        "photo_id": str(upload.photo_id) if upload.photo_id else None,
-        "expires_at": upload.expires_at.isoformat(),
-    }
