@@ -95,11 +95,21 @@ def cut_patch(server: ServerProcess, key: str, location: str, offset: int, body:
 
 
 def wait_offset(api: httpx.Client, location: str, expected: int, timeout_s: float = 20.0) -> None:
+    """Wait until a cut request has left the upload at ``expected`` and let go of it.
+
+    The row records a whole part while its request still runs, so HEAD can show the new offset
+    while that request holds the lease; a PATCH then gets 423. An empty PATCH at the offset
+    answers 204 only once the lease is free, as a tus client retrying after 423 would find.
+    """
     deadline = time.monotonic() + timeout_s
     seen = -1
     while time.monotonic() < deadline:
         seen = upload_offset(api, location)
         if seen == expected:
-            return
+            response = patch_upload(api, location, expected, b"")
+            if response.status_code == 204:
+                assert int(response.headers["upload-offset"]) == expected
+                return
+            assert response.status_code == 423, response.text
         time.sleep(0.05)
-    raise AssertionError(f"the upload stayed at offset {seen}; {expected} bytes were received")
+    raise AssertionError(f"the upload stayed at offset {seen} (or locked); {expected} bytes were received")
