@@ -1,19 +1,25 @@
 """Shard rebalancing in one process on the embedded stores: add a shard, remove one, with writes
-running meanwhile; every user ends on the shard the map names, with every row it had."""
+running meanwhile; every user ends on the shard the map names, with every row it had (uploads in
+progress included)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from photostore.domain import User
+from photostore import ids
+from photostore.domain import ResumableUpload, User
 from photostore.errors import BackendUnavailable, ShardMoveInProgress
 from photostore.ids import placement_key_of
+from photostore.metadata.schema import uploads as upload_rows
 from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.pipeline.upload import UploadService
 from photostore.pipeline.users import create_user
@@ -78,6 +84,90 @@ async def _populate(runtime: Runtime) -> dict[uuid.UUID, set[uuid.UUID]]:
     return library
 
 
+def _upload_of(owner_id: uuid.UUID, offset: int) -> ResumableUpload:
+    created = datetime.now(UTC).replace(microsecond=0)
+    return ResumableUpload(
+        id=ids.new_photo_id(owner_id),
+        owner_id=owner_id,
+        length=10 * 1024 * 1024,
+        offset=offset,
+        metadata="filename YS5qcGc=",
+        filename="a.jpg",
+        created_at=created,
+        expires_at=created + timedelta(hours=1),
+        storage={"multipart_id": f"m-{offset}", "parts": [[1, "etag", offset]], "tail_size": 0},
+    )
+
+
+async def _start_uploads(runtime: Runtime, users: list[uuid.UUID]) -> dict[uuid.UUID, ResumableUpload]:
+    """One tus upload in progress per user, part-way through."""
+    started = {user_id: _upload_of(user_id, 1000 * (n + 1)) for n, user_id in enumerate(users)}
+    for upload in started.values():
+        await runtime.metadata.create_upload(upload)
+    return started
+
+
+async def _assert_uploads_at_home(runtime: Runtime, started: dict[uuid.UUID, ResumableUpload]) -> None:
+    """Every upload reads back whole through routing, and its row is on one shard only."""
+    for user_id, upload in started.items():
+        assert await runtime.metadata.get_upload(user_id, upload.id) == upload
+    assert await _upload_rows(runtime) == len(started), "an upload row stayed on a shard it moved off"
+
+
+async def _upload_rows(runtime: Runtime) -> int:
+    store = _store(runtime)
+    total = 0
+    for shard_id in store.shard_ids():
+        async with store.primary_engine(shard_id).connect() as conn:
+            total += (await conn.execute(select(func.count()).select_from(upload_rows))).scalar_one()
+    return total
+
+
+class UploadChurn:
+    """Resumable uploads created, appended to (under a lease) and ended while their rows move."""
+
+    def __init__(self, runtime: Runtime, users: list[uuid.UUID]) -> None:
+        self.runtime = runtime
+        self.users = users
+        self.live: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}  # upload -> (owner, acknowledged offset)
+        self.ended: list[tuple[uuid.UUID, uuid.UUID]] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            # A refused write is refused whole: the row stays as the last acknowledged write left it.
+            with contextlib.suppress(ShardMoveInProgress):
+                await self._one(self.users[n % len(self.users)], end=n % 2 == 0)
+            await asyncio.sleep(0)
+
+    async def _one(self, user_id: uuid.UUID, *, end: bool) -> None:
+        store = self.runtime.metadata
+        upload = _upload_of(user_id, 0)
+        await store.create_upload(upload)
+        self.live[upload.id] = (user_id, 0)
+        t = datetime.now(UTC)
+        if await store.lease_upload(user_id, upload.id, 0, "w", t, t + timedelta(seconds=30)):
+            storage = {"multipart_id": "m", "parts": [[1, "e", 600]], "tail_size": 0}
+            assert await store.save_upload(user_id, upload.id, "w", 600, storage, None)
+            self.live[upload.id] = (user_id, 600)
+        if end:
+            assert await store.delete_upload(user_id, upload.id) is not None
+            self.ended.append((user_id, upload.id))
+            del self.live[upload.id]
+
+    async def check(self) -> None:
+        """Each upload is where its last acknowledged write left it, on one shard only."""
+        assert len(self.live) + len(self.ended) > 20, "too few uploads ran during the move to tell"
+        for upload_id, (user_id, offset) in self.live.items():
+            found = await self.runtime.metadata.get_upload(user_id, upload_id)
+            assert found is not None
+            assert found.offset == offset
+        for user_id, upload_id in self.ended:
+            assert await self.runtime.metadata.get_upload(user_id, upload_id) is None
+        assert await _upload_rows(self.runtime) == len(self.live)
+
+
 async def _library_now(runtime: Runtime, users: list[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
     return {u: {p.id for p in await runtime.metadata.list_photos(u, 1000)} for u in users}
 
@@ -110,6 +200,7 @@ async def _rebalance(runtime: Runtime, change: str) -> dict[str, object]:
 async def test_adding_then_removing_a_shard_keeps_every_row_and_places_every_user(runtime: Runtime) -> None:
     library = await _populate(runtime)
     users = list(library)
+    started = await _start_uploads(runtime, users)
     before = runtime.shard_map
 
     added = await _rebalance(runtime, "add")
@@ -121,11 +212,13 @@ async def test_adding_then_removing_a_shard_keeps_every_row_and_places_every_use
     assert added["keys"] == len({placement_key_of(u) for u in moved})
     assert await _library_now(runtime, users) == library
     assert await _problems(runtime) == []
+    await _assert_uploads_at_home(runtime, started)
 
     await _rebalance(runtime, "remove")
     assert runtime.shard_map.shard_ids == (1, 2)
     assert await _library_now(runtime, users) == library
     assert await _problems(runtime) == []
+    await _assert_uploads_at_home(runtime, started)
     for user_id in users:  # the keys survived too: a user can still sign in
         assert await runtime.metadata.get_user(user_id) is not None
 
@@ -152,6 +245,8 @@ async def test_writes_during_a_move_land_on_the_users_final_shard(runtime: Runti
                 refused += 1  # a 503 with Retry-After: not acknowledged, so not owed
             seed += 1
 
+    churn = UploadChurn(runtime, users)
+
     misses: list[tuple[uuid.UUID, uuid.UUID, float]] = []
 
     async def keep_reading() -> None:
@@ -170,6 +265,7 @@ async def test_writes_during_a_move_land_on_the_users_final_shard(runtime: Runti
             await asyncio.sleep(0.05)
 
     writers = [asyncio.create_task(keep_writing(n)) for n in range(3)]
+    writers.append(asyncio.create_task(churn.run(stop)))
     routing = asyncio.create_task(keep_routing())
     reader = asyncio.create_task(keep_reading())
     try:
@@ -182,6 +278,7 @@ async def test_writes_during_a_move_land_on_the_users_final_shard(runtime: Runti
     assert refused <= written // 10, f"{refused} writes refused of {written + refused}"
     assert await _library_now(runtime, users) == library
     assert await _problems(runtime) == []
+    await churn.check()
 
 
 async def test_a_user_created_in_a_moving_range_ends_on_its_new_shard(runtime: Runtime) -> None:

@@ -30,6 +30,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -203,7 +204,14 @@ class ResumableUploads:
         )
         multipart_id = await self.multipart.begin(self.bucket, _object_key(upload))
         upload = replace(upload, storage=Staging(multipart_id).to_json())
-        await self.metadata.create_upload(upload)
+        try:
+            await self.metadata.create_upload(upload)
+        except BaseException:
+            # No row names it, so nothing else would end it. (A crash right here leaves a multipart
+            # upload with no part: no bytes are kept by it.)
+            with contextlib.suppress(PhotostoreError):
+                await self.multipart.abort(self.bucket, _object_key(upload), multipart_id)
+            raise
         return upload
 
     async def _live(self, owner_id: uuid.UUID, upload_id: uuid.UUID) -> ResumableUpload:

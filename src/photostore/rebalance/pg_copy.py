@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from photostore.errors import BackendUnavailable
 from photostore.metadata import fences
 from photostore.metadata.engines import is_sqlite
-from photostore.metadata.schema import api_keys, photos, users, variants
+from photostore.metadata.schema import api_keys, photos, uploads, users, variants
 from photostore.metadata.translate import translated
 from photostore.rebalance import shard_rows
 
@@ -32,12 +32,14 @@ _SELECTS: tuple[tuple[Table, str], ...] = (
     (api_keys, f"user_id IN ({_OWNERS})"),
     (photos, f"user_id IN ({_OWNERS})"),
     (variants, f"photo_id IN (SELECT id FROM photos WHERE user_id IN ({_OWNERS}))"),
+    (uploads, f"user_id IN ({_OWNERS})"),
 )
 _LOADS = f"""
 SELECT u.placement_key,
        1 + (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id)
          + (SELECT count(*) FROM photos p WHERE p.user_id = u.id)
-         + (SELECT count(*) FROM variants v JOIN photos p ON p.id = v.photo_id WHERE p.user_id = u.id),
+         + (SELECT count(*) FROM variants v JOIN photos p ON p.id = v.photo_id WHERE p.user_id = u.id)
+         + (SELECT count(*) FROM uploads t WHERE t.user_id = u.id),
        (SELECT coalesce(sum(p.bytes), 0) FROM photos p WHERE p.user_id = u.id)
          + (SELECT coalesce(sum(v.bytes), 0) FROM variants v JOIN photos p ON p.id = v.photo_id
             WHERE p.user_id = u.id)

@@ -1,9 +1,9 @@
 """The rows of a batch of placement keys on one shard: read as a snapshot, written as one transaction.
 
 A placement key is the unit a rebalance moves: every user with that key (almost always one) with
-their API keys, photos and variants. Keys move in batches, so a batch costs a few round trips
-whatever its size. Outbox rows and processed-event markers are per shard, not per
-user: they stay where they were written (the relay drains every shard it knows).
+their API keys, photos, variants and resumable uploads in progress. Keys move in batches, so a
+batch costs a few round trips whatever its size. Outbox rows and processed-event markers are per
+shard, not per user: they stay where they were written (the relay drains every shard it knows).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from photostore.metadata import fences
 from photostore.metadata.dialect import upsert
 from photostore.metadata.engines import is_sqlite, write_options
-from photostore.metadata.schema import api_keys, photos, users, variants
+from photostore.metadata.schema import api_keys, photos, uploads, users, variants
 from photostore.metadata.translate import translated
 
 Row = dict[str, Any]
@@ -32,17 +32,23 @@ class KeyRows:
     api_keys: list[Row] = field(default_factory=list)
     photos: list[Row] = field(default_factory=list)
     variants: list[Row] = field(default_factory=list)
+    uploads: list[Row] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.users) + len(self.api_keys) + len(self.photos) + len(self.variants)
+        return (
+            len(self.users) + len(self.api_keys) + len(self.photos) + len(self.variants) + len(self.uploads)
+        )
 
     def loads_by_key(self) -> dict[int, tuple[int, int]]:
         """Placement key -> (rows, object bytes) of these rows, for the journal."""
         key_of_user = {row["id"]: int(row["placement_key"]) for row in self.users}
         key_of_photo = {row["id"]: key_of_user.get(row["user_id"]) for row in self.photos}
         loads: dict[int, list[int]] = {key: [0, 0] for key in key_of_user.values()}
-        owners = [*key_of_user.values(), *(key_of_user.get(row["user_id"]) for row in self.api_keys)]
+        owners = [
+            *key_of_user.values(),
+            *(key_of_user.get(row["user_id"]) for row in [*self.api_keys, *self.uploads]),
+        ]
         for key in owners:
             if key is not None:
                 loads[key][0] += 1
@@ -101,8 +107,8 @@ def changed_since(source: Stamps, target: Stamps) -> list[Any]:
 
 
 async def read_rows(engine: AsyncEngine, keys: Sequence[int], photo_ids: list[Any] | None = None) -> KeyRows:
-    """Every row of ``keys`` (or their users, API keys, and only the photos ``photo_ids`` with
-    their variants) in one snapshot."""
+    """Every row of ``keys`` (or their users, API keys, uploads, and only the photos ``photo_ids``
+    with their variants) in one snapshot."""
     found = KeyRows()
     with translated("reading a user's rows to move"):
         async with engine.connect() as conn:
@@ -118,6 +124,13 @@ async def read_rows(engine: AsyncEngine, keys: Sequence[int], photo_ids: list[An
                     dict(r)
                     for r in (
                         await conn.execute(select(api_keys).where(api_keys.c.user_id.in_(owners)))
+                    ).mappings()
+                ]
+                # Uploads change with every chunk and are few: each pass copies them all.
+                found.uploads = [
+                    dict(r)
+                    for r in (
+                        await conn.execute(select(uploads).where(uploads.c.user_id.in_(owners)))
                     ).mappings()
                 ]
                 # Deleted photos first: applied in this order, a live photo never meets a stale live
@@ -148,6 +161,7 @@ async def delete_keys(conn: AsyncConnection, keys: Sequence[int]) -> None:
     await conn.execute(delete(variants).where(variants.c.photo_id.in_(owned_photos)))
     await conn.execute(delete(photos).where(photos.c.user_id.in_(owners)))
     await conn.execute(delete(api_keys).where(api_keys.c.user_id.in_(owners)))
+    await conn.execute(delete(uploads).where(uploads.c.user_id.in_(owners)))
     await conn.execute(delete(users).where(users.c.placement_key.in_(list(keys))))
 
 
@@ -162,11 +176,14 @@ async def write_rows(engine: AsyncEngine, keys: Sequence[int], rows: KeyRows, *,
                 if fresh:
                     await delete_keys(conn, keys)
                     await fences.unfence_keys(conn, keys)
+                else:  # every upload was read: those gone from the source (completed, ended) go here too
+                    await conn.execute(delete(uploads).where(uploads.c.user_id.in_(_user_ids(keys))))
                 for table, batch, pk in (
                     (users, rows.users, ("id",)),
                     (api_keys, rows.api_keys, ("key_id",)),
                     (photos, rows.photos, ("id",)),
                     (variants, rows.variants, ("photo_id", "name")),
+                    (uploads, rows.uploads, ("id",)),
                 ):
                     for start in range(0, len(batch), 500):
                         await conn.execute(upsert(name, table, pk), batch[start : start + 500])

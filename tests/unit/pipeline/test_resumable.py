@@ -143,3 +143,52 @@ async def test_an_expired_upload_answers_410_until_the_sweep_removes_it_and_its_
     with pytest.raises(UploadNotFound):
         await env.service.status(owner, upload.id)
     assert [info.key async for info in env.library.blobs.list(STAGING, "")] == []
+
+
+class RecordingParts(ObjectParts):
+    """The embedded multipart store, noting which uploads were aborted."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        super().__init__(blobs)
+        self.begun: list[str] = []
+        self.aborted: list[str] = []
+
+    async def begin(self, bucket: str, key: str) -> str:
+        self.begun.append(await super().begin(bucket, key))
+        return self.begun[-1]
+
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        self.aborted.append(upload_id)
+        await super().abort(bucket, key, upload_id)
+
+
+class RowsDown:
+    """The metadata store with its shard unreachable for new upload rows."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def create_upload(self, upload: Any) -> None:
+        raise BackendUnavailable("injected: the shard is down")
+
+
+async def test_a_multipart_upload_begun_for_a_row_that_was_never_written_is_aborted(env: Env) -> None:
+    owner = await _owner(env)
+    parts = RecordingParts(env.blobs)
+    service = ResumableUploads(
+        RowsDown(env.library.metadata),
+        env.blobs,
+        parts,
+        env.service.uploads,
+        env.service.settings,
+        1 << 24,
+        STAGING,
+        clock=env.clock,
+    )
+    with pytest.raises(BackendUnavailable):
+        await service.create(owner, 1000, "", "p.jpg")
+    assert parts.begun
+    assert parts.aborted == parts.begun
