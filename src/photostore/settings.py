@@ -158,6 +158,13 @@ class KafkaSettings(Section):
     replication_factor: int = Field(default=1, ge=1)
     client_id: str = "photostore"
     request_timeout_s: float = Field(default=10.0, gt=0)
+    namespace: str = Field(
+        default="",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="prefix of every topic and consumer group on the broker (<namespace>.<name>), so "
+        "several deployments can share one Kafka cluster; empty: the plain names",
+    )
 
 
 class EventSettings(Section):

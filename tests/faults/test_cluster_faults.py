@@ -153,9 +153,9 @@ def _fault_server(
     env: dict[str, str],
     broker: TansuBroker | None = None,
 ) -> Iterator[ServerProcess]:
-    """A started server on its own corner of the cluster and its own broker (consumer group names
-    are fixed, so two servers on one broker would take each other's events); stopped, its databases
-    dropped and the broker stopped on exit."""
+    """A started server on its own corner of the cluster and its own broker (one a fault may stop
+    without touching the shared cluster's); stopped, its databases dropped and the broker stopped
+    on exit."""
     with ExitStack() as stack:
         if broker is None:
             broker = stack.enter_context(running_tansu())

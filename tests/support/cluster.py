@@ -41,7 +41,7 @@ def local_cluster(folder: Path) -> Iterator[ClusterState]:
 
 @dataclass(frozen=True)
 class ClusterTenant:
-    """Settings that give one server its own databases and buckets on the shared cluster."""
+    """Settings that give one server its own databases, buckets, topics and groups on the shared cluster."""
 
     settings_file: Path
     token: str
@@ -52,6 +52,8 @@ class ClusterTenant:
             "PHOTOSTORE_CONFIG": str(self.settings_file),
             "PHOTOSTORE_METADATA__POSTGRES__DSN_TEMPLATE": f"{POSTGRES_SERVER}/ps_{self.token}_{{shard}}",
             "PHOTOSTORE_PLACEMENT__BUCKET_PREFIX": self.bucket_prefix,
+            # Topics and groups of their own: two tenants alive at once never take each other's events.
+            "PHOTOSTORE_EVENTS__KAFKA__NAMESPACE": f"ps{self.token}",
         }
 
     @property

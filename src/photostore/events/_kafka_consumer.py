@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
 from photostore.errors import BackendUnavailable
+from photostore.events._kafka_names import WireNames
 from photostore.events._kafka_support import kafka_call, stop_consumer
 from photostore.events.port import Record
 
@@ -75,11 +76,15 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 class KafkaConsumer:
     """Made by ``KafkaEventLog.consumer``; see the module docstring for its guarantees."""
 
-    def __init__(self, ctx: ConsumerContext, group: str, topic: str) -> None:
+    def __init__(self, ctx: ConsumerContext, group: str, topic: str, names: WireNames | None = None) -> None:
         self.group = group
         self.topic = topic
+        names = names or WireNames()
+        # What the broker calls them (see _kafka_names); records and logs keep the logical names.
+        self._wire_group = names.group(group)
+        self._wire_topic = names.topic(topic)
         self._ctx = ctx
-        self._consumer = AIOKafkaConsumer(group_id=group, **ctx.config)
+        self._consumer = AIOKafkaConsumer(group_id=self._wire_group, **ctx.config)
         self._joined = asyncio.Event()
         self._epoch = 0
         self._resumed_epoch = -1  # the last epoch whose partitions all had their positions at a poll
@@ -106,7 +111,7 @@ class KafkaConsumer:
 
     def _on_metadata(self, cluster: Any) -> None:
         """aiokafka calls this on every metadata update of this member's client."""
-        if cluster.partitions_for_topic(self.topic):
+        if cluster.partitions_for_topic(self._wire_topic):
             self._topic_seen = True
         elif self._topic_seen:
             self._topic_lost = True
@@ -120,7 +125,7 @@ class KafkaConsumer:
                 await self._consumer.start()
                 # aiokafka has no public hook for metadata changes; its cluster object has one.
                 self._consumer._client.cluster.add_listener(self._on_metadata)
-                self._consumer.subscribe([self.topic], listener=_Listener(self))
+                self._consumer.subscribe([self._wire_topic], listener=_Listener(self))
                 await self._joined.wait()
         except BaseException:
             await self._stop_client()
@@ -133,7 +138,7 @@ class KafkaConsumer:
         if generation == 0 and member_id:
             # tansu numbers generations from 0 and aiokafka leaves a group only from generation 1
             # on; without this the group would wait a session timeout for this member.
-            await self._ctx.leave_group(self.group, member_id)
+            await self._ctx.leave_group(self._wire_group, member_id)
 
     async def _renew_if_topic_came_back(self) -> None:
         """Rejoin as a new member when the topic vanished and is back (an empty broker came back).
@@ -144,7 +149,7 @@ class KafkaConsumer:
         """
         if not self._renewing and not self._topic_lost:
             return
-        if not self._renewing and not self._consumer.partitions_for_topic(self.topic):
+        if not self._renewing and not self._consumer.partitions_for_topic(self._wire_topic):
             # Still gone: ask again soon (aiokafka itself would wait out metadata_max_age_ms).
             now = asyncio.get_running_loop().time()
             if now - self._refreshed_at >= _LOST_TOPIC_REFRESH_S:
@@ -154,7 +159,7 @@ class KafkaConsumer:
         self._renewing = True  # until a renewal succeeds: a failed one is tried again next poll
         log.warning("topic %s is back after vanishing; group %s member rejoins", self.topic, self.group)
         await self._stop_client()
-        self._consumer = AIOKafkaConsumer(group_id=self.group, **self._ctx.config)
+        self._consumer = AIOKafkaConsumer(group_id=self._wire_group, **self._ctx.config)
         self._joined = asyncio.Event()
         self._new_epoch()
         self._topic_seen = self._topic_lost = False
@@ -329,7 +334,9 @@ class KafkaConsumer:
                 f"committing offsets of group {self.group!r}", self._ctx.servers, self._ctx.timeout_s
             ):
                 try:
-                    await self._consumer.commit({TopicPartition(self.topic, p): o for p, o in wanted.items()})
+                    await self._consumer.commit(
+                        {TopicPartition(self._wire_topic, p): o for p, o in wanted.items()}
+                    )
                 except (CommitFailedError, IllegalStateError) as exc:
                     # The group rebalanced since these records were delivered; the partitions'
                     # owners now deliver them again.

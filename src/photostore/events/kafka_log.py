@@ -24,6 +24,10 @@ Guarantees (the port's, made concrete; the embedded ``SqliteEventLog`` is the tw
   first call after a failure, and any call at least ``check_interval_s`` after the last check,
   re-checks the topics and creates them again. What that broker had acknowledged is gone with it.
 
+With ``namespace`` set, every topic and group on the broker is named ``<namespace>.<name>``
+(``_kafka_names``), so deployments sharing one cluster never see each other's records or groups;
+the port's callers keep the logical names.
+
 ``groups()`` returns the (group, topic) pairs this client used (consumers it made) that have live
 members here or committed offsets, plus the groups the broker lists (ListGroups) that have
 committed offsets in or members subscribed to our topics. tansu lists no groups, so on tansu only
@@ -43,6 +47,7 @@ from aiokafka.errors import IncompatibleBrokerVersion, UnknownError, Unsupported
 from photostore.errors import BackendUnavailable, ConfigError
 from photostore.events._kafka_admin import TopicAdmin, TopicState
 from photostore.events._kafka_consumer import ConsumerContext, KafkaConsumer
+from photostore.events._kafka_names import WireNames
 from photostore.events._kafka_offsets import EndOffsets
 from photostore.events._kafka_support import (
     disable_topic_auto_creation,
@@ -87,6 +92,7 @@ class KafkaEventLog:
         disable_topic_auto_creation()
         self._settings = settings
         self._specs = scaled_topics(topics, settings.partitions_scale)
+        self._names = WireNames(settings.namespace)
         self._servers = settings.bootstrap_servers
         self._timeout_s = settings.request_timeout_s
         self._session_s = session_timeout_s
@@ -131,7 +137,7 @@ class KafkaEventLog:
         try:
             async with kafka_call("starting", self._servers, self._timeout_s * 3):
                 await self._admin.start()
-                self._states = await self._admin.ensure_topics(self._specs)
+                self._states = await self._ensure_topics(self._admin, None)
                 self._checked_at = asyncio.get_running_loop().time()
                 await self._offsets.start()
                 self._producer = await self._start_producer()
@@ -194,6 +200,17 @@ class KafkaEventLog:
         if admin is not None:
             await admin.close()
 
+    async def _ensure_topics(
+        self, admin: TopicAdmin, known: Mapping[str, TopicState] | None
+    ) -> dict[str, TopicState]:
+        """``TopicAdmin.ensure_topics`` under the broker's names; states by logical name."""
+        wire = {self._names.topic(name): name for name in self._specs}
+        states = await admin.ensure_topics(
+            {self._names.topic(name): spec for name, spec in self._specs.items()},
+            None if known is None else {self._names.topic(name): state for name, state in known.items()},
+        )
+        return {wire[name]: state for name, state in states.items()}
+
     def _spec(self, name: str) -> TopicSettings:
         try:
             return self._specs[name]
@@ -224,7 +241,7 @@ class KafkaEventLog:
             if fresh():
                 return
             async with kafka_call("checking the topics", self._servers, self._timeout_s):
-                self._states = await admin.ensure_topics(self._specs, self._states)
+                self._states = await self._ensure_topics(admin, self._states)
             self._checked_at = loop.time()
 
     async def _call_checked(self) -> tuple[TopicAdmin, EndOffsets]:
@@ -253,7 +270,7 @@ class KafkaEventLog:
             async with kafka_call(f"publishing {len(records)} records", self._servers, self._timeout_s):
                 for record in records:
                     future = await producer.send(
-                        record.topic, value=bytes(record.value), key=record.key.encode()
+                        self._names.topic(record.topic), value=bytes(record.value), key=record.key.encode()
                     )
                     future.add_done_callback(_retrieve)
                     futures.append(future)
@@ -268,7 +285,7 @@ class KafkaEventLog:
         The partitioner hook does not know the topic, so it cannot check this itself.
         """
         for topic in topics:
-            known = producer.client.cluster.partitions_for_topic(topic)
+            known = producer.client.cluster.partitions_for_topic(self._names.topic(topic))
             want = self._states[topic].partitions if topic in self._states else self._spec(topic).partitions
             if known is not None and len(known) != want:
                 self._broker_failed()
@@ -300,7 +317,7 @@ class KafkaEventLog:
             raise ValueError("a consumer group needs a name")
         self._spec(topic)
         await self._call_checked()
-        consumer = KafkaConsumer(self._consumer_context(), group, topic)
+        consumer = KafkaConsumer(self._consumer_context(), group, topic, self._names)
         self._used.add((group, topic))
         self._consumers.add(consumer)
         try:
@@ -359,7 +376,7 @@ class KafkaEventLog:
     async def _end_offsets(self, offsets: EndOffsets, topic: str, partitions: int) -> dict[int, int]:
         try:
             async with kafka_call(f"reading end offsets of {topic}", self._servers, self._timeout_s * 2):
-                return await offsets.read(topic, partitions)
+                return await offsets.read(self._names.topic(topic), partitions)
         except BackendUnavailable:
             self._broker_failed()
             offsets.failed()
@@ -374,7 +391,7 @@ class KafkaEventLog:
         partitions = self._partition_count(topic)
         try:
             async with kafka_call(f"reading offsets of group {group!r}", self._servers, self._timeout_s):
-                return await admin.committed(group, topic, partitions)
+                return await admin.committed(self._names.group(group), self._names.topic(topic), partitions)
         except BackendUnavailable:
             self._broker_failed()
             raise
@@ -405,20 +422,22 @@ class KafkaEventLog:
         except BackendUnavailable:
             self._broker_failed()
             raise
-        for group in listed:
-            pairs |= await self._group_topics(admin, group, exclude=pairs)
+        for wire_group in listed:
+            local = self._names.local_group(wire_group)
+            if local is not None:  # not another namespace's
+                pairs |= await self._group_topics(admin, local, exclude=pairs)
         return sorted(pairs)
 
     async def _group_topics(
         self, admin: TopicAdmin, group: str, exclude: set[tuple[str, str]]
     ) -> set[tuple[str, str]]:
         async with kafka_call(f"describing group {group!r}", self._servers, self._timeout_s):
-            subscribed = await admin.subscribed_topics(group)
+            subscribed = await admin.subscribed_topics(self._names.group(group))
         found = set()
         for topic in sorted(self._specs):
             if (group, topic) in exclude:
                 continue
-            if topic in subscribed or await self._committed(admin, group, topic):
+            if self._names.topic(topic) in subscribed or await self._committed(admin, group, topic):
                 found.add((group, topic))
         return found
 

@@ -134,6 +134,44 @@ async def test_start_creates_scaled_topics_and_keys_follow_partition_for(clean: 
         await log.close()
 
 
+async def test_deployments_in_two_namespaces_share_a_broker_and_see_nothing_of_each_other(
+    clean: TansuBroker,
+) -> None:
+    staging, production = (
+        KafkaEventLog(
+            _settings(clean, partitions_scale=0.05, namespace=name), TOPICS, session_timeout_s=SESSION_S
+        )
+        for name in ("staging", "prod")
+    )
+    await staging.start()
+    await production.start()
+    try:
+        on_broker = await _topic_partitions(clean.bootstrap)
+        assert set(on_broker) == {f"{ns}.{name}" for ns in ("staging", "prod") for name in TOPICS}
+        assert {t.name for t in await staging.topics()} == set(TOPICS)  # logical names above the log
+        await staging.publish(_records(20, keys=10, tag="s"))
+        await production.publish(_records(5, keys=5, tag="p"))
+        group = _group()  # the same group name in both: two groups on the broker
+        got_staging = await _drain(await staging.consumer(group, TOPIC), want=20)
+        got_production = await _drain(await production.consumer(group, TOPIC), want=5, within_s=5)
+        assert sorted(r.value for r in got_staging) == sorted(f"s{i}".encode() for i in range(20))
+        assert sorted(r.value for r in got_production) == sorted(f"p{i}".encode() for i in range(5))
+        assert {r.topic for r in got_staging} == {TOPIC}
+        assert sum((await staging.committed(group, TOPIC)).values()) == 20
+        assert sum((await production.committed(group, TOPIC)).values()) == 5
+        assert sum((await staging.lag(group, TOPIC)).values()) == 0
+        assert (group, TOPIC) in await staging.groups()
+    finally:
+        await staging.close()
+        await production.close()
+
+
+def test_a_namespace_is_a_plain_name() -> None:
+    for bad in ("a.b", "a b", "x" * 101):
+        with pytest.raises(ValueError, match="namespace"):
+            KafkaSettings(namespace=bad)
+
+
 async def test_start_keeps_existing_topics_and_their_records(clean: TansuBroker) -> None:
     first = KafkaEventLog(_settings(clean), TOPICS)
     await first.start()
