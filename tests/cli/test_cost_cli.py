@@ -24,6 +24,7 @@ from photostore.pipeline.users import create_user
 from photostore.runtime import open_runtime
 from photostore.settings import load_settings
 from tests.cli.test_cli import Result, cli_env, ok, photostore
+from tests.support.photo_rows import jpeg_row
 from tests.support.server import ServerProcess, free_port
 
 GB = 10**9
@@ -58,22 +59,8 @@ VARIANT_BYTES = GB // 4  # one thumbnail on each of the first two photos
 def _photo(owner: User, spec: Stored, hot_bucket: str, now: datetime) -> Photo:
     created = now - timedelta(days=spec.created_days)
     photo_id = ids.make_id(ids.placement_key_of(owner.id), unix_ms=int(created.timestamp() * 1000))
-    return Photo(
-        id=photo_id,
-        owner_id=owner.id,
-        filename="IMG.jpg",
-        bucket=COLD_BUCKET if spec.cold else hot_bucket,
-        storage_path=f"photos/{photo_id}",
-        sha256=secrets.token_hex(32),
-        bytes=spec.gb * GB,
-        format="JPEG",
-        content_type="image/jpeg",
-        width=640,
-        height=480,
-        status=PhotoStatus.PROCESSING,
-        created_at=created,
-        updated_at=created,
-    )
+    bucket = COLD_BUCKET if spec.cold else hot_bucket
+    return jpeg_row(photo_id, owner.id, created, filename="IMG.jpg", bucket=bucket, bytes=spec.gb * GB)
 
 
 async def _ready(metadata: MetadataStore, photo: Photo, variant_bytes: int) -> None:

@@ -45,6 +45,7 @@ from photostore.metadata.migrate import current_revision, head_revision, migrate
 from photostore.metadata.schema import metadata, outbox, photos, processed_events, users
 from photostore.metadata.sql_store import SqlMetadataStore
 from photostore.settings import PoolSettings
+from tests.support.photo_rows import jpeg_row
 
 SHARDS = 4
 # PS_TEST_PG_HOST / PS_TEST_PG_PORT point the suite elsewhere (not PHOTOSTORE_*: settings owns those).
@@ -216,21 +217,9 @@ def neighbour_of(user: User) -> User:
 def photo_of(owner: User, *, sha: str | None = None, unix_ms: int | None = None, size: int = 1000) -> Photo:
     photo_id = ids.make_id(ids.placement_key_of(owner.id), unix_ms=unix_ms)
     stamp = now()
-    return Photo(
-        id=photo_id,
-        owner_id=owner.id,
-        filename="IMG_0001.jpg",
-        bucket="photos-0",
-        storage_path=f"photos/2025/01/01/{photo_id}",
-        sha256=sha or secrets.token_hex(32),
-        bytes=size,
-        format="JPEG",
-        content_type="image/jpeg",
-        width=640,
-        height=480,
-        status=PhotoStatus.PROCESSING,
-        created_at=stamp,
-        updated_at=stamp,
+    path = f"photos/2025/01/01/{photo_id}"
+    return jpeg_row(
+        photo_id, owner.id, stamp, filename="IMG_0001.jpg", storage_path=path, sha256=sha, bytes=size
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from photostore import ids
-from photostore.domain import Photo, PhotoStatus, User
+from photostore.domain import Photo, User
 from photostore.metadata.factory import open_postgres_from_settings
 from photostore.metadata.pool_stats import PoolStat
 from photostore.metadata.replicas import ReplicaStat, primary_reads
@@ -45,6 +45,7 @@ from tests.support.engines.postgres import (
     throwaway_databases,
     wait_for_replay,
 )
+from tests.support.photo_rows import jpeg_row
 
 __all__ = ["pg_primary", "pg_replicas"]  # fixtures, used by name
 
@@ -125,22 +126,7 @@ def new_user(name: str = "ada") -> User:
 def photo_of(owner: User) -> Photo:
     photo_id = ids.new_photo_id(owner.id)
     stamp = datetime.now(UTC)
-    return Photo(
-        id=photo_id,
-        owner_id=owner.id,
-        filename="a.jpg",
-        bucket="photos-0",
-        storage_path=f"photos/{photo_id}",
-        sha256="ab" * 32,
-        bytes=10,
-        format="JPEG",
-        content_type="image/jpeg",
-        width=1,
-        height=1,
-        status=PhotoStatus.PROCESSING,
-        created_at=stamp,
-        updated_at=stamp,
-    )
+    return jpeg_row(photo_id, owner.id, stamp, sha256="ab" * 32, bytes=10, width=1, height=1)
 
 
 async def served_by(store: SqlMetadataStore) -> int:

@@ -47,6 +47,7 @@ from photostore.settings import PoolSettings, S3EndpointSettings, S3Settings, lo
 from tests.support.engines.availability import unavailable
 from tests.support.engines.postgres import SYSTEM, execute, fetch, run_async, throwaway_databases
 from tests.support.engines.seaweedfs import REGION, SeaweedFS, SeaweedFSUnavailable, start_seaweedfs
+from tests.support.photo_rows import jpeg_row
 
 VARIANTS = ("thumb", "preview")
 BASE_MS = 1_780_000_000_000  # 2026-05-28: ids (and so keys) on known days
@@ -258,21 +259,17 @@ async def add_photo(
     bucket = library.bucket_map.bucket_for(photo_id)
     now = datetime.now(UTC)
     data = rng.randbytes(rng.randrange(200, 3000))
-    photo = Photo(
-        id=photo_id,
-        owner_id=owner_id,
+    photo = jpeg_row(
+        photo_id,
+        owner_id,
+        now,
         filename="photo.jpg",
         bucket=bucket,
         storage_path=original_key(photo_id),
         sha256=_sha256(data),
         bytes=len(data),
-        format="JPEG",
-        content_type="image/jpeg",
         width=64,
         height=48,
-        status=PhotoStatus.PROCESSING,
-        created_at=now,
-        updated_at=now,
     )
     await library.blobs.put(bucket, photo.storage_path, data, photo.content_type)
     await library.metadata.insert_photo(photo, [])

@@ -10,6 +10,7 @@ from photostore.ids import make_id
 from photostore.placement.bucket_map import BucketMap
 from photostore.rebalance.destinations import Destination, MapDestinations, objects_to_move
 from photostore.tiering.rule import TierDestinations, last_touched
+from tests.support.photo_rows import jpeg_row
 
 MAP = BucketMap.create(3, prefix="hot-")
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
@@ -18,21 +19,14 @@ IDLE_BEFORE = NOW - timedelta(days=90)
 
 def photo(created: datetime, *, read: datetime | None = None, bucket: str | None = None) -> Photo:
     photo_id = make_id(7, int(created.timestamp() * 1000))
-    return Photo(
-        id=photo_id,
-        owner_id=make_id(7, 0),
-        filename="a.jpg",
+    return jpeg_row(
+        photo_id,
+        make_id(7, 0),
+        created,
         bucket=bucket or MAP.bucket_for(photo_id),
         storage_path=f"photos/x/{photo_id}",
         sha256="0" * 64,
-        bytes=1000,
-        format="JPEG",
-        content_type="image/jpeg",
-        width=10,
-        height=10,
         status=PhotoStatus.READY,
-        created_at=created,
-        updated_at=created,
         last_accessed_at=read,
     )
 
