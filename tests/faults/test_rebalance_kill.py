@@ -126,17 +126,28 @@ def _kill_after(env: dict[str, str], delay_s: float) -> bool:
         return False
 
 
+def _start_up_s(env: dict[str, str]) -> float:
+    """How long ``photostore rebalance`` takes with no plan: its start (imports, opening the stores),
+    which a kill meant to land in the move must outlast (2-3 s on a loaded 2-core machine)."""
+    started = time.monotonic()
+    idle = _photostore(env, "rebalance", "--json")
+    assert idle.returncode == 0, idle.stderr
+    return time.monotonic() - started
+
+
 @pytest.mark.timeout(900)
 def test_a_rebalance_killed_at_random_points_resumes_and_ends_clean(environment: dict[str, str]) -> None:
     settings = _settings(environment)
     library = asyncio.run(_populate(settings))
     rng = random.Random(int(os.environ.get("PHOTOSTORE_TEST_SEED", "7")))
+    start_up_s = _start_up_s(environment)
     killed_at: list[dict[str, int]] = []  # the journal's keys by step after each kill
     for plan in (["shards", "add", "--plan-only"], ["shards", "remove", "0", "--plan-only"]):
         planned = _photostore(environment, *plan)
         assert planned.returncode == 0, planned.stderr
         for _ in range(KILLS):
-            if _kill_after(environment, rng.uniform(0.3, 3.0)):
+            # Drawn past the start: kills during it would test nothing but a dead start.
+            if _kill_after(environment, start_up_s * rng.uniform(0.8, 1.0) + rng.uniform(0.0, 3.0)):
                 break
             status = json.loads(_photostore(environment, "rebalance", "status", "--json").stdout)
             killed_at.append(status["keys_by_step"])
