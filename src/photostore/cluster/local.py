@@ -171,6 +171,6 @@ def cluster_down(folder: Path, say: Callable[[str], None] = print) -> int:
         say(f"stopping {process.name} (pid {process.pid})")
     # Side by side: each may take seconds to shut down, and they do not depend on each other.
     with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-        list(pool.map(lambda process: process.stop(), running))
+        list(pool.map(Launched.stop, running))
     (state.folder / STATE_FILE).unlink()
     return len(running)

@@ -116,23 +116,15 @@ async def read_rows(engine: AsyncEngine, keys: Sequence[int], photo_ids: list[An
                 await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 owners = _user_ids(keys)
-                found.users = [
-                    dict(r)
-                    for r in (await conn.execute(select(users).where(users.c.id.in_(owners)))).mappings()
-                ]
-                found.api_keys = [
-                    dict(r)
-                    for r in (
-                        await conn.execute(select(api_keys).where(api_keys.c.user_id.in_(owners)))
-                    ).mappings()
-                ]
+
+                async def owned(table: Any, owner_column: Any) -> list[Row]:
+                    result = await conn.execute(select(table).where(owner_column.in_(owners)))
+                    return [dict(r) for r in result.mappings()]
+
+                found.users = await owned(users, users.c.id)
+                found.api_keys = await owned(api_keys, api_keys.c.user_id)
                 # Uploads change with every chunk and are few: each pass copies them all.
-                found.uploads = [
-                    dict(r)
-                    for r in (
-                        await conn.execute(select(uploads).where(uploads.c.user_id.in_(owners)))
-                    ).mappings()
-                ]
+                found.uploads = await owned(uploads, uploads.c.user_id)
                 # Deleted photos first: applied in this order, a live photo never meets a stale live
                 # twin of the same bytes on the target (the dedup index is per statement).
                 order = (photos.c.deleted_at.is_(None), photos.c.id)
